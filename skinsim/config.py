@@ -1,0 +1,70 @@
+"""The one training config, its presets, and how it is saved beside a run."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides what a training run does; saved as config.json in the run."""
+
+    # data and split
+    data_dir: str | None = None
+    split: str = "lesion"            # lesion (grouped by lesion_id) | image (the original project's)
+    seed: int = 42
+    image_size: str = "150x200"      # height x width, or one number for a square
+    # model
+    backbone: str = "efficientnet_lite0"
+    pretrained: str = "imagenet"     # imagenet | none
+    em: int = 128
+    freeze: int = 4                  # leading backbone stages kept frozen; their outputs are computed once
+    cache_views: int = 4             # augmented views of each training image pushed through the frozen stages
+    # triplets
+    mining: str = "batch-hard"       # random | batch-hard | semi-hard
+    loss_margin: float = 0.2
+    batch_size: int = 64             # images per batch (PK mining) or triplets per batch (random mining)
+    samples_per_class: int = 8       # K of the P x K batches
+    class_power: float = 0.5         # classes drawn with probability ~ count**class_power (0 balanced, 1 natural)
+    # optimisation
+    optimizer: str = "adamw"         # adagrad | adamw | sgd
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    scheduler: str = "cosine"        # step | cosine
+    gamma: float = 0.7
+    step_size: int = 3
+    epochs: int = 12
+    max_steps: int = 0               # stop each epoch after this many batches (0: whole epoch); for smoke tests
+    # evaluation and logging
+    tta: bool = True                 # average the embedding of an image and its flips
+    log_interval: int = 10
+    device: str = "auto"
+    workers: int = 2
+    wandb: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict for JSON."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        """Rebuild from a dict, ignoring keys this version does not know."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+# The course project skinsim descends from: ResNet18, random triplets, Adagrad, StepLR, split by image.
+SEED = TrainConfig(
+    split="image", seed=42, image_size="224", backbone="resnet18", pretrained="imagenet", em=128,
+    freeze=0, cache_views=1, mining="random", loss_margin=0.2, batch_size=32, class_power=1.0,
+    optimizer="adagrad", lr=0.05, weight_decay=0.0, scheduler="step", gamma=0.7, step_size=3, epochs=12,
+    tta=False,
+)
+PRESETS = {"default": TrainConfig(), "seed": SEED}
+
+
+def preset(name: str, **overrides: Any) -> TrainConfig:
+    """A named preset with some fields replaced."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+    return replace(PRESETS[name], **overrides)

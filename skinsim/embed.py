@@ -1,0 +1,42 @@
+"""Turning images (or cached trunk activations) into embeddings, in batches, without gradients."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from skinsim.model import Embedder
+from skinsim.transforms import flip_views
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """'auto' -> cuda when available, else cpu; 'cuda' without a GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for, but torch sees no CUDA GPU; use --device cpu")
+    return torch.device(name)
+
+
+@torch.no_grad()
+def embed_batches(model: Embedder, n: int, get_batch: Callable[[slice], torch.Tensor], start: int = 0,
+                  tta: bool = False, batch_size: int = 256, device: torch.device | str = "cpu") -> np.ndarray:
+    """Embed n inputs fetched by `get_batch(slice)`; with `tta`, average over the four flips.
+
+    When `start` > 0 the inputs are activations after `start` stages, and the flips are applied to them.
+    """
+    was_training = model.training
+    model.eval()
+    out = []
+    for i in range(0, n, batch_size):
+        x = get_batch(slice(i, min(n, i + batch_size))).to(device, non_blocking=True).float()
+        if tta:
+            emb = torch.stack([model(v, start) for v in flip_views(x)]).mean(0)
+            emb = F.normalize(emb, dim=1)
+        else:
+            emb = model(x, start)
+        out.append(emb.float().cpu())
+    model.train(was_training)
+    return torch.cat(out).numpy() if out else np.zeros((0, model.fc.out_features), np.float32)

@@ -1,0 +1,159 @@
+"""Retrieval evaluation of a run: queries = validation, search space = test (and test + train).
+
+`python -m skinsim.evaluate RUN` recomputes RUN/metrics.json from RUN/embeddings.parquet.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from skinsim import metrics as M
+from skinsim.neighbours import nearest
+from skinsim.runs import load_run, write_json
+
+DX_ORDER = ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
+KNN_K = 5
+SEED_FIGURE_QUERIES = 200
+
+
+def neighbour_labels(table: pd.DataFrame, vectors: np.ndarray, queries: str, search: tuple[str, ...],
+                     k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(query rows, search rows, neighbour indices into search rows, their distances) for a split pair."""
+    q_rows = np.flatnonzero(table["split"].to_numpy() == queries)
+    s_rows = np.flatnonzero(table["split"].isin(search).to_numpy())
+    idx, dist = nearest(vectors[q_rows], vectors[s_rows], k)
+    return q_rows, s_rows, idx, dist
+
+
+def quick_p_at_1(q_vec: np.ndarray, q_labels: np.ndarray, s_vec: np.ndarray, s_labels: np.ndarray) -> float:
+    """P@1 of queries against a search space (the per-epoch validation number)."""
+    idx, _ = nearest(q_vec, s_vec, 1)
+    return float(M.precision_at_k(q_labels, s_labels[idx], 1).mean())
+
+
+def retrieval_report(table: pd.DataFrame, vectors: np.ndarray, queries: str = "val",
+                     search: tuple[str, ...] = ("test",), seed: int = 42) -> dict[str, Any]:
+    """Every retrieval metric for one choice of queries and search space."""
+    dx = table["dx"].to_numpy().astype(str)
+    s_rows_all = np.flatnonzero(table["split"].isin(search).to_numpy())
+    relevant_by_dx = pd.Series(dx[s_rows_all]).value_counts()
+    k = int(max(10, relevant_by_dx.max()))
+    q_rows, s_rows, idx, _ = neighbour_labels(table, vectors, queries, search, k)
+    q, s = dx[q_rows], dx[s_rows]
+    nb = s[idx]
+    relevant = relevant_by_dx.reindex(q).fillna(0).to_numpy().astype(int)
+
+    p1, p5, p10 = (M.precision_at_k(q, nb, k) for k in (1, 5, 10))
+    r5, r10 = M.hit_at_k(q, nb, 5), M.hit_at_k(q, nb, 10)
+    ap = M.average_precision_at_r(q, nb, relevant)
+    vote = M.knn_vote(nb, KNN_K)
+    top1 = nb[:, 0]
+    labels = [c for c in DX_ORDER if c in set(q) | set(s)] + sorted((set(q) | set(s)) - set(DX_ORDER))
+
+    per_class = {}
+    for c in labels:
+        mask = q == c
+        n = int(mask.sum())
+        predicted_c = top1 == c
+        per_class[c] = {
+            "n_queries": n, "n_search": int((s == c).sum()),
+            "p_at_1": float(p1[mask].mean()) if n else None,
+            "p_at_1_ci95": list(M.wilson_interval(p1[mask].sum(), n)) if n else None,
+            "p_at_5": float(p5[mask].mean()) if n else None,
+            "p_at_10": float(p10[mask].mean()) if n else None,
+            "r_at_5": float(r5[mask].mean()) if n else None,
+            "map_at_r": float(ap[mask].mean()) if n else None,
+            "top1_precision": float((q[predicted_c] == c).mean()) if predicted_c.any() else None,
+            "knn_recall": float((vote[mask] == c).mean()) if n else None,
+        }
+    present = [c for c in labels if per_class[c]["n_queries"]]
+
+    def macro_of(key: str) -> float:
+        return float(np.mean([per_class[c][key] for c in present]))
+
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(len(q), size=min(SEED_FIGURE_QUERIES, len(q)), replace=False)
+    seed_hits = p1[pick].sum()
+    overall = {
+        "p_at_1": float(p1.mean()), "p_at_5": float(p5.mean()), "p_at_10": float(p10.mean()),
+        "map_at_r": float(ap.mean()), "r_at_1": float(p1.mean()), "r_at_5": float(r5.mean()),
+        "r_at_10": float(r10.mean()),
+        "macro_p_at_1": macro_of("p_at_1"), "macro_p_at_5": macro_of("p_at_5"),
+        "macro_p_at_10": macro_of("p_at_10"), "macro_map_at_r": macro_of("map_at_r"),
+        "knn_k": KNN_K, "knn_accuracy": float((vote == q).mean()),
+        "knn_balanced_accuracy": M.balanced_accuracy(q, vote),
+        "p_at_1_ci95": list(M.wilson_interval(p1.sum(), len(q))),
+    }
+    rand = M.random_retrieval_precision(q, s)
+    always_nv = (q == "nv").astype(float)
+    lesions = table["lesion_id"].to_numpy()
+    return {
+        "queries": queries, "search_space": "+".join(search),
+        "n_queries": int(len(q)), "n_search": int(len(s)),
+        "overall": overall,
+        "per_class": per_class,
+        "confusion": {"labels": labels, "matrix": M.confusion(q, top1, labels).tolist()},
+        "seed_figure": {"n": int(len(pick)), "p_at_1": float(seed_hits / max(len(pick), 1)),
+                        "ci95": list(M.wilson_interval(seed_hits, len(pick)))},
+        "baselines": {
+            "always_nv": {"p_at_1": float(always_nv.mean()), "p_at_5": float(always_nv.mean()),
+                          "macro_p_at_1": M.macro(M.per_class_mean(q, always_nv)),
+                          "knn_accuracy": float(always_nv.mean()),
+                          "knn_balanced_accuracy": M.balanced_accuracy(q, np.full(len(q), "nv"))},
+            "random": {"p_at_1": float(rand.mean()), "p_at_5": float(rand.mean()),
+                       "macro_p_at_1": M.macro(M.per_class_mean(q, rand)),
+                       "map_at_r": float(rand.mean())},
+        },
+        "lesion_overlap": float(np.isin(lesions[q_rows], lesions[s_rows]).mean()),
+    }
+
+
+def evaluate(table: pd.DataFrame, vectors: np.ndarray, seed: int = 42) -> dict[str, Any]:
+    """The metrics.json block: val against test, and val against test + train under `with_train`."""
+    report = retrieval_report(table, vectors, "val", ("test",), seed)
+    report["with_train"] = retrieval_report(table, vectors, "val", ("test", "train"), seed)
+    return report
+
+
+def summary(report: dict[str, Any]) -> str:
+    """A few lines for the terminal."""
+    o, b = report["overall"], report["baselines"]
+    lines = [f"queries {report['queries']} ({report['n_queries']}) -> search {report['search_space']} "
+             f"({report['n_search']}), lesion overlap {report['lesion_overlap']:.3f}",
+             f"P@1 {o['p_at_1']:.3f}  P@5 {o['p_at_5']:.3f}  P@10 {o['p_at_10']:.3f}  MAP@R {o['map_at_r']:.3f}  "
+             f"macro P@1 {o['macro_p_at_1']:.3f}  kNN acc {o['knn_accuracy']:.3f}  "
+             f"kNN bal.acc {o['knn_balanced_accuracy']:.3f}",
+             f"baselines: always-nv P@1 {b['always_nv']['p_at_1']:.3f}, random P@1 {b['random']['p_at_1']:.3f}; "
+             f"original figure (200 queries) P@1 {report['seed_figure']['p_at_1']:.3f} "
+             f"[{report['seed_figure']['ci95'][0]:.3f}, {report['seed_figure']['ci95'][1]:.3f}]"]
+    if "with_train" in report:
+        w = report["with_train"]["overall"]
+        lines.append(f"search test+train: P@1 {w['p_at_1']:.3f}  macro P@1 {w['macro_p_at_1']:.3f}  "
+                     f"MAP@R {w['map_at_r']:.3f}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI: recompute and print a run's metrics."""
+    parser = argparse.ArgumentParser(prog="python -m skinsim.evaluate", description=__doc__)
+    parser.add_argument("run", nargs="?", default="latest", help="run folder or name under data/runs")
+    args = parser.parse_args(argv)
+    try:
+        run = load_run(args.run)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    table, vectors = run.embeddings()
+    report = evaluate(table, vectors, seed=int(run.config.get("seed", 42)))
+    write_json(Path(run.path) / "metrics.json", report)
+    print(f"{run.path}\n{summary(report)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""Search a run: embed any image as in training and return its nearest lesions in the search space.
+
+    from skinsim.search import SearchIndex
+    index = SearchIndex.from_run("data/runs/demo")
+    index.query_image("my_lesion.jpg", k=10)      # DataFrame: rank, image_id, distance, dx, metadata...
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from skinsim.config import TrainConfig
+from skinsim.data.images import parse_size, to_array
+from skinsim.embed import embed_batches, pick_device
+from skinsim.model import Embedder
+from skinsim.neighbours import nearest
+from skinsim.runs import Run, load_run
+from skinsim.transforms import normalise
+
+
+def load_model(run: Run, device: str = "cpu") -> Embedder:
+    """Rebuild a run's embedder from config.json and its safetensors checkpoint (no unpickling)."""
+    cfg = TrainConfig.from_dict(run.config)
+    model = Embedder(cfg.backbone, cfg.em, pretrained="none")
+    state = load_file(run.path / "checkpoint.safetensors")
+    model.load_state_dict({k: v.float() for k, v in state.items()})
+    return model.to(pick_device(device)).eval()
+
+
+def run_data_dir(run: Run) -> Path | None:
+    """Where the run's images are: `SKINSIM_DATA` when set, else the folder the run was trained on."""
+    for candidate in (os.environ.get("SKINSIM_DATA"), run.config.get("meta", {}).get("data_dir")):
+        if candidate and Path(candidate).is_dir():
+            return Path(candidate)
+    return None
+
+
+class SearchIndex:
+    """Exact nearest-neighbour search over one run's stored embeddings."""
+
+    def __init__(self, run: Run, search_space: tuple[str, ...] = ("test",), device: str = "cpu"):
+        self.run = run
+        self.config = TrainConfig.from_dict(run.config)
+        self.table, self.vectors = run.embeddings()
+        rows = self.table["split"].isin(search_space).to_numpy()
+        self.search_table = self.table[rows].reset_index(drop=True)
+        self.search_vectors = self.vectors[rows]
+        self.search_space = tuple(search_space)
+        self.device = device
+        self.data_dir = run_data_dir(run)
+        self._model: Embedder | None = None
+
+    @classmethod
+    def from_run(cls, run: str | Path | Run | None = None, search_space: tuple[str, ...] = ("test",),
+                 device: str = "cpu") -> "SearchIndex":
+        """Open a run (name, path, Run or None for the latest) for searching."""
+        return cls(run if isinstance(run, Run) else load_run(run), search_space, device)
+
+    @property
+    def model(self) -> Embedder:
+        """The run's model, loaded on first use (searching by id needs none)."""
+        if self._model is None:
+            self._model = load_model(self.run, self.device)
+        return self._model
+
+    def embed_images(self, images: list[str | Path | Image.Image]) -> np.ndarray:
+        """Embed images (paths or PIL images) resized and normalised as in training."""
+        size = parse_size(self.config.image_size)
+        arrays = []
+        for item in images:
+            if isinstance(item, Image.Image):
+                arrays.append(to_array(item, size))
+            else:
+                with Image.open(item) as img:
+                    arrays.append(to_array(img, size))
+        batch = np.stack(arrays)
+        model = self.model
+
+        def get(s: slice) -> torch.Tensor:
+            x = normalise(batch[s], model.mean, model.std)
+            return model.trunk(x.to(next(model.parameters()).device), self.config.freeze) if self.config.freeze else x
+
+        with torch.no_grad():
+            return embed_batches(model, len(batch), get, self.config.freeze, self.config.tta,
+                                 device=next(model.parameters()).device)
+
+    def neighbours(self, vectors: np.ndarray, k: int = 10, exclude_ids: list[str | None] | None = None
+                   ) -> list[pd.DataFrame]:
+        """For each vector, a table of its k nearest images in the search space."""
+        exclude = None
+        if exclude_ids is not None:
+            where = {v: i for i, v in enumerate(self.search_table["image_id"])}
+            exclude = np.array([where.get(i, -1) if i else -1 for i in exclude_ids])
+        idx, dist = nearest(np.atleast_2d(vectors), self.search_vectors, k, exclude=exclude)
+        out = []
+        for row_idx, row_dist in zip(idx, dist):
+            found = self.search_table.iloc[row_idx].copy()
+            found.insert(0, "distance", row_dist)
+            found.insert(0, "rank", np.arange(1, len(row_idx) + 1))
+            out.append(found.reset_index(drop=True))
+        return out
+
+    def query_image(self, image: str | Path | Image.Image, k: int = 10) -> pd.DataFrame:
+        """The k nearest lesions in the search space to an image file or PIL image."""
+        return self.neighbours(self.embed_images([image]), k)[0]
+
+    def query_id(self, image_id: str, k: int = 10) -> pd.DataFrame:
+        """The k nearest lesions to an image of the run, by its stored embedding (itself excluded)."""
+        rows = np.flatnonzero(self.table["image_id"].to_numpy() == image_id)
+        if len(rows) == 0:
+            raise KeyError(f"{image_id} is not in run {self.run.name}")
+        return self.neighbours(self.vectors[rows[:1]], k, exclude_ids=[image_id])[0]

@@ -1,0 +1,39 @@
+"""Frozen-trunk caching: run the frozen leading stages once per image (and view), keep the activations.
+
+Fine-tuning only the later stages on cached activations makes an epoch several times cheaper on a CPU,
+because the high-resolution early stages (most of the arithmetic) run once instead of once per epoch.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from skinsim.model import Embedder
+from skinsim.transforms import augment, normalise
+
+
+@torch.no_grad()
+def trunk_activations(model: Embedder, images: np.ndarray, stop: int, device: torch.device | str = "cpu",
+                      generator: torch.Generator | None = None, batch_size: int = 64) -> torch.Tensor:
+    """Half-precision activations after the first `stop` stages for uint8 images (n, h, w, 3).
+
+    With a `generator`, each image is randomly augmented first (one augmented view per call).
+    """
+    was_training = model.training
+    model.eval()
+    chunks = []
+    for i in range(0, len(images), batch_size):
+        x = normalise(images[i:i + batch_size], model.mean, model.std)
+        if generator is not None:
+            x = augment(x, generator)
+        chunks.append(model.trunk(x.to(device), stop).half())
+    model.train(was_training)
+    return torch.cat(chunks)
+
+
+def freeze_trunk(model: Embedder, stop: int) -> None:
+    """Stop gradients through the first `stop` stages and keep their batch-norm statistics fixed."""
+    for stage in model.stages[:stop]:
+        stage.eval()
+        for param in stage.parameters():
+            param.requires_grad_(False)

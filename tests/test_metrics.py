@@ -1,0 +1,90 @@
+"""Retrieval metrics on neighbour tables worked out by hand."""
+import numpy as np
+import pytest
+
+from skinsim import metrics as M
+
+# three queries; their neighbours' labels, nearest first
+Q = np.array(["a", "b", "a"])
+NB = np.array([["a", "b", "a", "a"],
+               ["a", "a", "b", "b"],
+               ["b", "b", "b", "a"]])
+
+
+def test_precision_at_k():
+    assert M.precision_at_k(Q, NB, 1).tolist() == [1.0, 0.0, 0.0]
+    assert M.precision_at_k(Q, NB, 2).tolist() == [0.5, 0.0, 0.0]
+    assert M.precision_at_k(Q, NB, 4).tolist() == [0.75, 0.5, 0.25]
+
+
+def test_hit_at_k():
+    assert M.hit_at_k(Q, NB, 1).tolist() == [1, 0, 0]
+    assert M.hit_at_k(Q, NB, 3).tolist() == [1, 1, 0]
+
+
+def test_map_at_r():
+    # query 0, R=3: hits at ranks 1 and 3 -> (1/1 + 2/3) / 3 = 5/9
+    # query 1, R=2: no hit in the first 2 -> 0
+    # query 2, R=3: no hit in the first 3 -> 0 (the hit at rank 4 is beyond R)
+    ap = M.average_precision_at_r(Q, NB, np.array([3, 2, 3]))
+    assert ap == pytest.approx([5 / 9, 0.0, 0.0])
+    # a perfect ranking scores 1
+    assert M.average_precision_at_r(np.array(["a"]), np.array([["a", "a", "b"]]), np.array([2]))[0] == 1.0
+
+
+def test_map_at_r_needs_enough_columns():
+    with pytest.raises(ValueError):
+        M.average_precision_at_r(Q, NB, np.array([5, 1, 1]))
+
+
+def test_knn_vote_majority_and_tie():
+    assert M.knn_vote(NB, 3).tolist() == ["a", "a", "b"]
+    # k=4, row 1 is a,a,b,b: a tie, and "a" is met first
+    # k=2 in row 0 is a tie a/b: the label met first (the nearest) wins
+    assert M.knn_vote(NB, 2).tolist() == ["a", "a", "b"]
+
+
+def test_balanced_accuracy_and_confusion():
+    truth = np.array(["a", "a", "a", "b"])
+    pred = np.array(["a", "a", "b", "b"])
+    assert M.balanced_accuracy(truth, pred) == pytest.approx((2 / 3 + 1) / 2)
+    assert M.confusion(truth, pred, ["a", "b"]).tolist() == [[2, 1], [0, 1]]
+
+
+def test_wilson_interval():
+    lo, hi = M.wilson_interval(50, 100)
+    assert lo == pytest.approx(0.4038, abs=1e-3) and hi == pytest.approx(0.5962, abs=1e-3)
+    lo, hi = M.wilson_interval(0, 10)
+    assert lo == 0.0 and hi == pytest.approx(0.2775, abs=1e-3)
+
+
+def test_random_retrieval_and_macro():
+    rand = M.random_retrieval_precision(np.array(["a", "b"]), np.array(["a", "a", "a", "b"]))
+    assert rand.tolist() == [0.75, 0.25]
+    per = M.per_class_mean(np.array(["a", "a", "b"]), np.array([1.0, 0.0, 1.0]))
+    assert per == {"a": 0.5, "b": 1.0}
+    assert M.macro(per) == 0.75
+
+
+def test_agrees_with_pytorch_metric_learning():
+    """Cross-check P@1 and MAP@R against pytorch-metric-learning's AccuracyCalculator."""
+    torch = pytest.importorskip("torch")
+    from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator
+
+    from skinsim.neighbours import nearest
+
+    rng = np.random.default_rng(0)
+    q, g = rng.normal(size=(40, 8)).astype(np.float32), rng.normal(size=(60, 8)).astype(np.float32)
+    ql, gl = rng.integers(0, 3, 40), rng.integers(0, 3, 60)
+    idx, _ = nearest(q, g, 60)
+    relevant = np.array([(gl == c).sum() for c in ql])
+    mine = {"precision_at_1": M.precision_at_k(ql, gl[idx], 1).mean(),
+            "mean_average_precision_at_r": M.average_precision_at_r(ql, gl[idx], relevant).mean()}
+    from pytorch_metric_learning.distances import LpDistance
+    from pytorch_metric_learning.utils.inference import CustomKNN
+
+    calc = AccuracyCalculator(include=tuple(mine), k="max_bin_count", device=torch.device("cpu"),
+                              knn_func=CustomKNN(LpDistance(normalize_embeddings=False)))
+    theirs = calc.get_accuracy(torch.tensor(q), torch.tensor(ql), torch.tensor(g), torch.tensor(gl), False)
+    for key, value in mine.items():
+        assert value == pytest.approx(theirs[key], abs=1e-6), key

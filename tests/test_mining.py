@@ -1,0 +1,79 @@
+"""Triplet miners and the loss on batches small enough to check on paper."""
+import pytest
+import torch
+
+from skinsim.losses import active_fraction, triplet_loss
+from skinsim.mining import batch_hard, distance_matrix, label_masks, sampled_triplets, semi_hard
+
+# four points on a line: 0 and 1 are class 0, 2 and 3 class 1 (2-D so rows are vectors)
+EMB = torch.tensor([[0.0, 0.0], [1.0, 0.0], [1.5, 0.0], [4.0, 0.0]])
+LABELS = torch.tensor([0, 0, 1, 1])
+
+
+def test_distance_matrix_and_masks():
+    d = distance_matrix(EMB)
+    assert d[0, 3] == pytest.approx(4.0, abs=1e-5) and d[1, 2] == pytest.approx(0.5, abs=1e-5)
+    pos, neg = label_masks(LABELS)
+    assert pos.tolist() == [[False, True, False, False], [True, False, False, False],
+                            [False, False, False, True], [False, False, True, False]]
+    assert neg[0].tolist() == [False, False, True, True]
+
+
+def test_batch_hard_picks_farthest_positive_and_nearest_negative():
+    a, p, n = batch_hard(EMB, LABELS)
+    # anchor 0: positive 1 (d=1), nearest negative 2 (d=1.5)
+    # anchor 1: positive 0, nearest negative 2 (d=0.5)
+    # anchor 2: positive 3 (d=2.5), nearest negative 1 (d=0.5)
+    # anchor 3: positive 2 (d=2.5), nearest negative 1 (d=3)
+    assert a.tolist() == [0, 1, 2, 3]
+    assert p.tolist() == [1, 0, 3, 2]
+    assert n.tolist() == [2, 2, 1, 1]
+
+
+def test_batch_hard_skips_anchors_without_positive():
+    a, _, _ = batch_hard(EMB[:3], LABELS[:3])
+    assert a.tolist() == [0, 1]  # point 2 is alone in class 1
+
+
+def test_semi_hard_keeps_negatives_inside_the_margin():
+    # anchor 0, positive 1 (d=1): negative 2 (d=1.5) is semi-hard for margin 1, negative 3 (d=4) is not
+    # anchor 3, positive 2 (d=2.5): negative 0 (d=4) is farther but inside 2.5+2, negative 1 (d=3) too
+    a, p, n = semi_hard(EMB, LABELS, margin=1.0)
+    assert sorted(zip(a.tolist(), p.tolist(), n.tolist())) == [(0, 1, 2), (3, 2, 1)]
+    a, p, n = semi_hard(EMB, LABELS, margin=2.0)
+    assert (3, 2, 0) in set(zip(a.tolist(), p.tolist(), n.tolist()))
+
+
+def test_sampled_triplets_layout():
+    a, p, n = sampled_triplets(9)
+    assert a.tolist() == [0, 1, 2] and p.tolist() == [3, 4, 5] and n.tolist() == [6, 7, 8]
+
+
+def test_triplet_loss_by_hand():
+    triplets = (torch.tensor([0, 2]), torch.tensor([1, 3]), torch.tensor([2, 1]))
+    # (0,1,2): max(0, 1 - 1.5 + 1) = 0.5 ; (2,3,1): max(0, 2.5 - 0.5 + 1) = 3.0 ; mean 1.75
+    loss = triplet_loss(EMB, triplets, margin=1.0)
+    assert float(loss) == pytest.approx(1.75, abs=1e-4)
+    assert active_fraction(EMB, triplets, margin=1.0) == 1.0
+    assert active_fraction(EMB, triplets, margin=0.4) == 0.5
+
+
+def test_triplet_loss_without_triplets_is_zero_and_differentiable():
+    emb = EMB.clone().requires_grad_(True)
+    empty = (torch.tensor([], dtype=torch.long),) * 3
+    loss = triplet_loss(emb, empty, margin=0.2)
+    loss.backward()
+    assert loss.item() == 0.0
+
+
+def test_triplet_loss_agrees_with_pytorch_metric_learning():
+    """On unit vectors our loss equals pytorch-metric-learning's TripletMarginLoss with a mean reducer."""
+    from pytorch_metric_learning.losses import TripletMarginLoss
+    from pytorch_metric_learning.reducers import MeanReducer
+
+    g = torch.Generator().manual_seed(0)
+    emb = torch.nn.functional.normalize(torch.randn(12, 5, generator=g), dim=1)
+    labels = torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3])
+    triplets = batch_hard(emb, labels)
+    theirs = TripletMarginLoss(margin=0.3, reducer=MeanReducer())(emb, labels, indices_tuple=triplets)
+    assert float(triplet_loss(emb, triplets, 0.3)) == pytest.approx(float(theirs), abs=1e-5)

@@ -1,0 +1,137 @@
+"""The training entry point writes a complete run folder; interrupted runs resume; flags keep their meaning."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from skinsim.config import TrainConfig
+from skinsim.runs import load_run, read_vectors
+from skinsim.train import main, parse_args
+from tests.conftest import TINY_ARGS
+
+RUN_FILES = ["config.json", "split.parquet", "embeddings.parquet", "umap.parquet", "metrics.json",
+             "curves.csv", "curves.png", "checkpoint.safetensors"]
+
+
+def test_run_folder_is_complete(tiny_run: Path):
+    for name in RUN_FILES:
+        assert (tiny_run / name).is_file(), name
+    assert not (tiny_run / "train_state.pt").exists()
+    assert (tiny_run.parent / "latest").read_text().strip() == tiny_run.name
+    assert not list(tiny_run.parent.glob(".*partial"))
+
+
+def test_run_tables(tiny_run: Path):
+    table, vectors = read_vectors(tiny_run / "embeddings.parquet")
+    assert len(table) == 84 and vectors.shape == (84, 16)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert {"image_id", "lesion_id", "split", "dx", "age", "sex", "localization"} <= set(table.columns)
+    assert set(table["split"]) == {"train", "val", "test"}
+    # no lesion on two sides of the default (lesion) split
+    assert (table.groupby("lesion_id")["split"].nunique() == 1).all()
+    coords = pd.read_parquet(tiny_run / "umap.parquet")
+    assert list(coords["image_id"]) == list(table["image_id"]) and coords[["x", "y"]].notna().all().all()
+
+
+def test_metrics_and_curves(tiny_run: Path):
+    run = load_run(tiny_run)
+    m = run.metrics
+    assert 0 <= m["overall"]["p_at_1"] <= 1 and m["lesion_overlap"] == 0.0
+    assert m["baselines"]["always_nv"]["p_at_1"] == pytest.approx(
+        np.mean([1.0 if c == "nv" else 0.0 for c in pd.read_parquet(tiny_run / "split.parquet")
+                 .query("split == 'val'")["dx"]]))
+    assert set(m["per_class"]) <= {"akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"}
+    assert m["with_train"]["search_space"] == "test+train"
+    curves = run.curves()
+    assert list(curves["epoch"]) == [1, 2] and curves["train_loss"].notna().all()
+    assert run.config["meta"]["complete"] and run.config["em"] == 16
+
+
+def test_checkpoint_loads_without_pickle(tiny_run: Path):
+    state = load_file(tiny_run / "checkpoint.safetensors")
+    assert state["fc.weight"].shape == (16, 1280)
+
+
+def test_evaluate_recomputes_the_same_metrics(tiny_run: Path, capsys):
+    from skinsim.evaluate import main as evaluate_main
+
+    before = json.loads((tiny_run / "metrics.json").read_text())
+    assert evaluate_main([str(tiny_run)]) == 0
+    after = json.loads((tiny_run / "metrics.json").read_text())
+    assert after["overall"] == pytest.approx(before["overall"])
+    assert "P@1" in capsys.readouterr().out
+
+
+def test_original_flags_keep_their_meaning():
+    cfg, _ = parse_args(["--em", "64", "--lr", "0.01", "--epochs", "3", "--gamma", "0.5", "--loss_margin", "0.3",
+                         "--step_size", "2", "--batch_size", "16", "--seed", "7", "--log_interval", "5"])
+    assert (cfg.em, cfg.lr, cfg.epochs, cfg.gamma, cfg.loss_margin, cfg.step_size, cfg.batch_size, cfg.seed,
+            cfg.log_interval) == (64, 0.01, 3, 0.5, 0.3, 2, 16, 7, 5)
+
+
+def test_seed_preset_is_the_original_setup():
+    cfg, _ = parse_args(["--preset", "seed"])
+    assert (cfg.backbone, cfg.mining, cfg.optimizer, cfg.lr, cfg.scheduler, cfg.gamma, cfg.step_size, cfg.epochs,
+            cfg.em, cfg.batch_size, cfg.loss_margin, cfg.seed, cfg.split) == (
+        "resnet18", "random", "adagrad", 0.05, "step", 0.7, 3, 12, 128, 32, 0.2, 42, "image")
+    cfg, _ = parse_args(["--preset", "seed", "--epochs", "1"])
+    assert cfg.epochs == 1 and cfg.backbone == "resnet18"
+
+
+def test_resume_continues_an_interrupted_run(synthetic_data: Path, tmp_path: Path, monkeypatch):
+    import skinsim.train as T
+
+    out = tmp_path / "runs" / "resumable"
+    args = ["--data-dir", str(synthetic_data), "--out", str(out), *TINY_ARGS, "--epochs", "3"]
+    real_set_epoch = T.PKSampler.set_epoch
+
+    def interrupt_at_second_epoch(self, epoch):
+        if epoch == 1:
+            raise KeyboardInterrupt  # as if the user pressed Ctrl-C
+        real_set_epoch(self, epoch)
+
+    monkeypatch.setattr(T.PKSampler, "set_epoch", interrupt_at_second_epoch)
+    assert main(args) == 130
+    assert not out.exists() and (out.parent / ".resumable.partial" / "train_state.pt").is_file()
+    monkeypatch.setattr(T.PKSampler, "set_epoch", real_set_epoch)
+    assert main(["--resume", str(out)]) == 0
+    curves = pd.read_csv(out / "curves.csv")
+    assert list(curves["epoch"]) == [1, 2, 3]
+
+
+def test_random_mining_and_resnet_train_from_scratch(synthetic_data: Path, tmp_path: Path):
+    """The original recipe's code path (random triplets, ResNet18, no frozen stages) runs end to end."""
+    out = tmp_path / "seedlike"
+    assert main(["--preset", "seed", "--pretrained", "none", "--data-dir", str(synthetic_data), "--out", str(out),
+                 "--image-size", "32", "--epochs", "1", "--batch_size", "4", "--max_steps", "2", "--em", "8"]) == 0
+    cfg = TrainConfig.from_dict(json.loads((out / "config.json").read_text()))
+    assert cfg.mining == "random" and cfg.split == "image" and cfg.backbone == "resnet18"
+
+
+def test_resnet18_imagenet_weights_fail_with_advice(monkeypatch):
+    import torchvision.models as tvm
+
+    from skinsim.backbones import WeightsError, build_backbone
+
+    def offline(*args, **kwargs):
+        raise OSError("no network")
+
+    monkeypatch.setattr(tvm.ResNet18_Weights.IMAGENET1K_V1, "get_state_dict", offline, raising=False)
+    monkeypatch.setattr("torch.hub.load_state_dict_from_url", offline)
+    with pytest.raises(WeightsError, match="--pretrained none"):
+        build_backbone("resnet18", "imagenet")
+
+
+def test_lite0_weights_checked_and_loaded():
+    from skinsim.backbones import LITE0_SHA256, WeightsError, build_backbone, lite0_weights_path, load_lite0_state
+
+    net = build_backbone("efficientnet_lite0", "imagenet")
+    raw = torch.load(lite0_weights_path(), map_location="cpu", weights_only=True)
+    assert torch.equal(net.stages[0][0].weight, raw["_conv_stem.weight"])
+    with pytest.raises(WeightsError, match="sha256"):
+        load_lite0_state(lite0_weights_path(), expected_sha256="0" * 64)
+    assert len(LITE0_SHA256) == 64

@@ -1,0 +1,1 @@
+"""The skinsim Streamlit dashboard: `streamlit run dashboard/Home.py`."""

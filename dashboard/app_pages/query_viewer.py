@@ -1,0 +1,102 @@
+"""Query viewer: a validation image or an uploaded one, and its nearest neighbours in the search space."""
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import components, data, figures, uploads
+
+QUERY_KEY = "query_id"
+MODES = ["Validation image", "Upload an image"]
+ALL = "all diagnoses"
+CARD_RATIO = (1, 2)  # the page is wide: a third of it is enough for the query image
+
+
+def _pick_random(ids: list[str]) -> None:
+    st.session_state[QUERY_KEY] = random.choice(ids)
+
+
+def _validation_query(run: Path, meta: pd.DataFrame) -> pd.Series | None:
+    val = meta[meta["split"] == "val"]
+    if val.empty:
+        st.warning("This run has no validation images.")
+        return None
+    cols = st.columns([1.2, 2, 1])
+    dx = cols[0].selectbox("Diagnosis", [ALL] + sorted(val["dx"].unique()), key="query_dx")
+    pool = val if dx == ALL else val[val["dx"] == dx]
+    ids = pool["image_id"].tolist()
+    if st.session_state.get(QUERY_KEY) not in ids:
+        st.session_state[QUERY_KEY] = ids[0]
+    cols[1].selectbox(f"Validation image ({len(ids):,})", ids, key=QUERY_KEY)
+    cols[2].button("Random", icon=":material/casino:", on_click=_pick_random, args=(ids,), key="query_random",
+                   width="stretch")
+    return pool.loc[pool["image_id"] == st.session_state[QUERY_KEY]].iloc[0]
+
+
+def _upload_query(run: Path, k: int, splits: tuple[str, ...]) -> pd.DataFrame | None:
+    upload = st.file_uploader("JPEG or PNG image", type=uploads.UPLOAD_TYPES, key="query_upload",
+                              help=f"Up to {uploads.MAX_UPLOAD_BYTES // 2**20} MB. The image is embedded with the "
+                                   "run's checkpoint; it is not stored.")
+    if upload is None:
+        return None
+    try:
+        image = uploads.read_upload(upload.getvalue(), upload.name)
+    except uploads.UploadError as exc:
+        st.error(f"Upload refused: {exc}", icon=":material/block:")
+        return None
+    try:
+        with st.spinner("Embedding the image ..."):
+            table = data.query_upload(run, image, k, splits)
+    except data.SearchUnavailable as exc:
+        st.warning(str(exc))
+        return None
+    components.picture_card(image, f"Uploaded query: `{upload.name}`",
+                            {"size": f"{image.width}x{image.height} pixels", "diagnosis": "unknown (not stored)"},
+                            key="upload_card", ratio=CARD_RATIO)
+    return table
+
+
+def _results(run: Path, table: pd.DataFrame, splits: tuple[str, ...]) -> None:
+    st.subheader(f"{len(table)} nearest neighbours in {components.space_words(splits)}")
+    components.neighbour_panel(run, table, key="neighbours")
+    votes = components.diagnosis_vote(table)
+    st.subheader("Neighbours' diagnosis vote")
+    st.caption(f"How the {len(table)} most similar images are labelled. This is a similarity statistic over the "
+               "search space, not a diagnosis of the query and not medical advice.")
+    with st.container(key="vote"):
+        left, right = st.columns([2, 1])
+        left.plotly_chart(figures.vote_bars(votes), key="vote_bars")
+        right.dataframe(votes.rename("neighbours").to_frame(), width="stretch")
+
+
+def main() -> None:
+    """Render the query viewer page."""
+    st.title("Query viewer")
+    run = components.current_run()
+    if run is None:
+        components.no_run_notice()
+        return
+    meta, _ = data.embeddings(run)
+    top = st.columns([2, 2, 2])
+    mode = top[0].radio("Query", MODES, horizontal=True, key="query_mode")
+    space = top[1].radio("Search space", list(data.SEARCH_SPACES), horizontal=True, key="query_space")
+    k = top[2].slider("k", 1, 30, 10, key="query_k")
+    splits = data.SEARCH_SPACES[space]
+    if mode == MODES[0]:
+        query = _validation_query(run, meta)
+        if query is None:
+            return
+        components.image_card(run, query, "Query", key="query_card", ratio=CARD_RATIO)
+        table = data.neighbours(run, str(query["image_id"]), k, splits)
+    else:
+        table = _upload_query(run, k, splits)
+        if table is None:
+            return
+    _results(run, table, splits)
+    components.missing_images_notice(run)
+
+
+main()

@@ -1,0 +1,75 @@
+"""Retrieval accuracy: per-class P@1, P@k and recall@k with 95% intervals and baselines, averages, the
+confusion heatmap, and a second run side by side."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import components, data, figures
+
+METRICS = [("p_at_1", "P@1"), ("p_at_k", "P@{k}"), ("recall_at_k", "recall@{k}")]
+NONE = "(none)"
+
+
+def _overall_table(results: dict[str, data.Retrieval]) -> pd.DataFrame:
+    rows = []
+    for name, res in results.items():
+        for metric, label in METRICS:
+            o = res.overall.loc[metric]
+            rows.append({"run": name, "metric": label.format(k=res.k), "micro": o["micro"], "macro": o["macro"],
+                         "always-nv (micro)": o["always_nv_micro"], "random (micro)": o["random_micro"],
+                         "random (macro)": o["random_macro"]})
+    return pd.DataFrame(rows)
+
+
+def main() -> None:
+    """Render the retrieval accuracy page."""
+    st.title("Retrieval accuracy")
+    run = components.current_run()
+    if run is None:
+        components.no_run_notice()
+        return
+    others = [p for p in data.available_runs() if p != run]
+    left, right = st.columns([2, 2])
+    k = left.slider("k (neighbours per query)", 1, 50, 5, key="acc_k")
+    second_name = right.selectbox("Compare with a second run", [NONE] + [p.name for p in others], key="acc_second")
+    runs = {run.name: run}
+    if second_name != NONE:
+        runs[second_name] = next(p for p in others if p.name == second_name)
+
+    results = {name: data.retrieval(path, k) for name, path in runs.items()}
+    missing = [name for name, res in results.items() if res is None]
+    for name in missing:
+        st.warning(f"Run `{name}` has no validation or test images, so retrieval cannot be measured.")
+    results = {name: res for name, res in results.items() if res is not None}
+    if not results:
+        return
+    first = next(iter(results.values()))
+    st.caption(f"Recomputed from the stored embeddings: queries = the validation split ({first.n_queries:,} images), "
+               f"search space = the test split ({first.n_search:,} images). P@k is the share of a query's k nearest "
+               "neighbours with its diagnosis; recall@k the share of queries with at least one. Bars show 95% "
+               "intervals (Wilson for P@1 and recall, normal approximation for P@k). Markers are the baselines "
+               "(random: a random test image; always-nv: always a melanocytic nevus).")
+
+    per_class = {name: res.per_class for name, res in results.items()}
+    overall = {name: res.overall for name, res in results.items()}
+    for metric, label in METRICS:
+        st.plotly_chart(figures.accuracy_bars(per_class, metric, label.format(k=k), overall), key=f"bars_{metric}")
+
+    st.subheader("Micro and macro averages")
+    st.caption("Micro: every query counts once. Macro: every diagnosis counts once, whatever its size.")
+    st.dataframe(_overall_table(results).style.format(precision=3), hide_index=True)
+
+    st.subheader("Confusion: query diagnosis vs top-1 neighbour diagnosis")
+    cols = st.columns(len(results))
+    for col, (name, res) in zip(cols, results.items()):
+        with col:
+            st.plotly_chart(figures.confusion_heatmap(res.confusion, f"run {name}"), key=f"confusion_{name}")
+
+    with st.expander("Per-class table"):
+        for name, res in results.items():
+            st.markdown(f"**{name}**")
+            st.dataframe(res.per_class.style.format(precision=3))
+
+
+main()

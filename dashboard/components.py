@@ -1,0 +1,112 @@
+"""Pieces of page that several pages share: the run picker, image grids, neighbour panels and notices."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import data
+
+RUN_KEY = "run_name"
+TRAIN_COMMAND = "python -m skinsim.train --data-dir ../shared/ham10000"
+TILE_WIDTH = 170
+META_FIELDS = ["dx", "dx_type", "age", "sex", "localization", "split", "lesion_id"]
+
+
+def run_picker() -> Path | None:
+    """The sidebar's run choice (shared by every page); None when there is no run at all."""
+    runs = data.available_runs()
+    if not runs:
+        st.sidebar.info("No run yet.")
+        return None
+    by_name = {p.name: p for p in runs}
+    default = data.default_run(runs)
+    names = list(by_name)
+    if st.session_state.get(RUN_KEY) not in by_name:
+        # first visit, or the chosen run was deleted: fall back to the default instead of erroring
+        st.session_state[RUN_KEY] = default.name if default else names[0]
+    name = st.sidebar.selectbox("Run", names, key=RUN_KEY, help=f"Runs under {data.runs_dir()}")
+    return by_name[name]
+
+
+def current_run() -> Path | None:
+    """The run chosen in the sidebar, for pages (the entry point draws the picker before the page runs)."""
+    name = st.session_state.get(RUN_KEY)
+    if name is None:
+        return None
+    path = data.runs_dir() / name
+    return path if data.is_complete_run(path) else None
+
+
+def no_run_notice() -> None:
+    """Explain how to make the first run."""
+    st.info(f"There is no run under `{data.runs_dir()}` yet. Make one with:")
+    st.code(TRAIN_COMMAND, language="bash")
+    st.caption("Training writes a run folder (embeddings, map, metrics, checkpoint) under `data/runs/`; reload "
+               "this page when it has finished. `SKINSIM_RUNS` points the dashboard at another runs folder.")
+
+
+def missing_images_notice(run: Path) -> None:
+    """One message per page when some of the run's images are not on this machine."""
+    found, total = data.image_coverage(run)
+    if found < total:
+        where = ", ".join(f"`{p}`" for p in data.data_dirs(run)) or "no existing folder"
+        st.info(f"{total - found:,} of {total:,} images of this run were not found (looked in {where}); they are "
+                f"shown as placeholders. {data.GET_DATA}", icon=":material/image_not_supported:")
+
+
+def image_tiles(run: Path, ids: list[str], captions: list[str], width: int = TILE_WIDTH) -> None:
+    """A wrapping row of image tiles with captions; missing images appear as placeholder tiles."""
+    if not ids:
+        return
+    pictures = [data.image_bytes(run, i)[0] for i in ids]
+    st.image(pictures, caption=captions, width=width)
+
+
+def neighbour_caption(row: pd.Series) -> str:
+    """'#rank dx · d=distance · image_id' for a neighbour tile."""
+    return f"#{int(row['rank'])} {row['dx']} · d={row['distance']:.3f} · {row['image_id']}"
+
+
+def space_words(splits: tuple[str, ...]) -> str:
+    """('test',) -> 'the test split'; ('test', 'train') -> 'the test and train splits'."""
+    return f"the {splits[0]} split" if len(splits) == 1 else f"the {' and '.join(splits)} splits"
+
+
+def neighbour_panel(run: Path, table: pd.DataFrame, key: str = "neighbours", width: int = TILE_WIDTH) -> None:
+    """The neighbours as image tiles (rank, diagnosis, distance, id) and as a metadata table."""
+    with st.container(key=key):
+        if table.empty:
+            st.warning("No neighbours: the search space is empty for this run.")
+            return
+        image_tiles(run, table["image_id"].tolist(), [neighbour_caption(r) for _, r in table.iterrows()],
+                    width=width)
+        shown = table.drop(columns=[c for c in ("path",) if c in table.columns])
+        st.dataframe(shown, hide_index=True, column_config={
+            "distance": st.column_config.NumberColumn("distance", format="%.4f"),
+            "age": st.column_config.NumberColumn("age", format="%d")})
+
+
+def image_card(run: Path, row: pd.Series, title: str, key: str, ratio: tuple[float, float] = (1, 1)) -> None:
+    """One image of the run with its metadata beside it."""
+    facts = {f: row[f] for f in META_FIELDS if f in row.index}
+    age = facts.get("age")
+    facts["age"] = "unknown" if age is None or pd.isna(age) else int(age)
+    picture_card(data.image_bytes(run, str(row["image_id"]))[0], f"{title}: `{row['image_id']}`", facts, key, ratio)
+
+
+def picture_card(picture: Any, title: str, facts: dict[str, Any], key: str,
+                 ratio: tuple[float, float] = (1, 1)) -> None:
+    """A bordered card: a title, the picture on the left, facts as a list on the right."""
+    with st.container(key=key, border=True):
+        st.markdown(f"**{title}**")
+        left, right = st.columns(list(ratio))
+        left.image(picture, width="stretch")
+        right.markdown("\n".join(f"- **{k}**: {v}" for k, v in facts.items()))
+
+
+def diagnosis_vote(table: pd.DataFrame) -> pd.Series:
+    """How many of the neighbours carry each diagnosis, most first."""
+    return table["dx"].value_counts().sort_values(ascending=False)

@@ -1,0 +1,423 @@
+"""Everything the dashboard reads from a run folder, behind Streamlit's caches; pages only render what this returns.
+
+Cached functions take the run as a path string plus `version`, the mtime of its config.json, so a run that is
+rewritten under the same name is read again instead of being served stale (an argument named with a leading
+underscore would be left out of Streamlit's cache key, so `version` is not one).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from dashboard import figures, images
+from skinsim import metrics as M
+from skinsim.neighbours import nearest
+from skinsim.runs import REPO_ROOT, is_run, latest_run, list_runs, load_run, runs_dir
+
+DEMO_RUN = "demo"
+DIAGNOSES = ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
+SEARCH_SPACES: dict[str, tuple[str, ...]] = {"test": ("test",), "test + train": ("test", "train")}
+NEIGHBOUR_COLUMNS = ["rank", "image_id", "distance", "dx", "lesion_id", "dx_type", "age", "sex", "localization",
+                     "split", "path"]
+AGE_BANDS = [(0, 19, "0-19"), (20, 39, "20-39"), (40, 59, "40-59"), (60, 79, "60-79"), (80, 200, "80+")]
+GET_DATA = ("Images are read from `SKINSIM_DATA`, else the run's data folder (`meta.data_dir` in its config.json), "
+            "else `data/ham10000`. Fetch HAM10000 with `python -m skinsim.data download` or point `SKINSIM_DATA` "
+            "at your copy.")
+
+
+# ---------------------------------------------------------------- runs
+
+
+def available_runs() -> list[Path]:
+    """Complete runs under the runs folder, the demo run first, then newest first."""
+    runs = list_runs(runs_dir())
+    return sorted(runs, key=lambda p: p.name != DEMO_RUN)
+
+
+def default_run(runs: list[Path]) -> Path | None:
+    """The demo run when it exists, else the newest (the one `runs/latest` names)."""
+    for run in runs:
+        if run.name == DEMO_RUN:
+            return run
+    latest = latest_run(runs_dir())
+    return latest if latest in runs else (runs[0] if runs else None)
+
+
+def stamp(run: Path) -> float:
+    """The run's version for cache keys: the mtime of its config.json."""
+    try:
+        return (Path(run) / "config.json").stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What a run is: its name, config and stored metrics, and which optional files it has."""
+
+    path: Path
+    name: str
+    config: dict[str, Any]
+    metrics: dict[str, Any]
+    has_umap: bool
+    has_curves: bool
+    has_checkpoint: bool
+
+
+def run_info(run: Path) -> RunInfo:
+    """The run's config, metrics and file inventory."""
+    return _run_info(str(run), stamp(run))
+
+
+@st.cache_data(show_spinner=False)
+def _run_info(run: str, version: float) -> RunInfo:
+    loaded = load_run(Path(run))
+    path = Path(run)
+    return RunInfo(path=path, name=path.name, config=loaded.config, metrics=loaded.metrics,
+                   has_umap=(path / "umap.parquet").is_file(), has_curves=(path / "curves.csv").is_file(),
+                   has_checkpoint=(path / "checkpoint.safetensors").is_file())
+
+
+def curves(run: Path) -> pd.DataFrame | None:
+    """Per-epoch training curves, or None when the run has none."""
+    return _curves(str(run), stamp(run)) if (Path(run) / "curves.csv").is_file() else None
+
+
+@st.cache_data(show_spinner=False)
+def _curves(run: str, version: float) -> pd.DataFrame:
+    return load_run(Path(run)).curves()
+
+
+# ---------------------------------------------------------------- embeddings and neighbours
+
+
+def embeddings(run: Path) -> tuple[pd.DataFrame, np.ndarray]:
+    """(metadata of every image, L2-normalised float32 embeddings), row-aligned."""
+    return _embeddings(str(run), stamp(run))
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _embeddings(run: str, version: float) -> tuple[pd.DataFrame, np.ndarray]:
+    meta, vectors = load_run(Path(run)).embeddings()
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    # stored vectors are normalised already; normalising again guards against runs written by other tools
+    vectors = (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+    meta = meta.reset_index(drop=True)
+    meta["age_band"] = age_bands(meta["age"])
+    return meta, vectors
+
+
+def age_bands(age: pd.Series) -> pd.Series:
+    """Age in years -> a band label ('unknown' when missing)."""
+    out = pd.Series("unknown", index=age.index, dtype=object)
+    for lo, hi, label in AGE_BANDS:
+        out[(age >= lo) & (age <= hi)] = label
+    return out
+
+
+def _search_rows(meta: pd.DataFrame, splits: tuple[str, ...]) -> np.ndarray:
+    return np.nonzero(meta["split"].isin(splits).to_numpy())[0]
+
+
+def neighbours(run: Path, image_id: str, k: int, splits: tuple[str, ...] = ("test",)) -> pd.DataFrame:
+    """The k nearest images to a stored image in the search space (itself excluded), nearest first."""
+    return _neighbours(str(run), stamp(run), image_id, int(k), tuple(splits))
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def _neighbours(run: str, version: float, image_id: str, k: int, splits: tuple[str, ...]) -> pd.DataFrame:
+    meta, vectors = _embeddings(run, version)
+    hits = np.nonzero(meta["image_id"].to_numpy() == image_id)[0]
+    if len(hits) == 0:
+        return pd.DataFrame(columns=NEIGHBOUR_COLUMNS)
+    row = int(hits[0])
+    gallery = _search_rows(meta, splits)
+    inside = np.nonzero(gallery == row)[0]
+    exclude = np.array([inside[0] if len(inside) else -1])
+    idx, dist = nearest(vectors[row][None], vectors[gallery], k, exclude=exclude)
+    return neighbour_table(meta, gallery[idx[0]], dist[0])
+
+
+def neighbour_table(meta: pd.DataFrame, rows: np.ndarray, distances: np.ndarray) -> pd.DataFrame:
+    """Rows of `meta` as a neighbour table with rank and distance."""
+    table = meta.iloc[rows].reset_index(drop=True)
+    table.insert(0, "rank", np.arange(1, len(rows) + 1))
+    table.insert(2, "distance", np.asarray(distances, dtype=float))
+    return table[[c for c in NEIGHBOUR_COLUMNS if c in table.columns]]
+
+
+def top1_outcome(run: Path, splits: tuple[str, ...] = ("test",)) -> np.ndarray:
+    """Per image: 'right' when its nearest neighbour in the search space has its diagnosis, else 'wrong'."""
+    return _top1_outcome(str(run), stamp(run), tuple(splits))
+
+
+@st.cache_data(show_spinner=False)
+def _top1_outcome(run: str, version: float, splits: tuple[str, ...]) -> np.ndarray:
+    meta, vectors = _embeddings(run, version)
+    gallery = _search_rows(meta, splits)
+    position = np.full(len(meta), -1)
+    position[gallery] = np.arange(len(gallery))
+    idx, _ = nearest(vectors, vectors[gallery], 1, exclude=position)
+    dx = meta["dx"].to_numpy()
+    return np.where(dx[gallery][idx[:, 0]] == dx, "right", "wrong")
+
+
+# ---------------------------------------------------------------- retrieval accuracy
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    """Retrieval quality at one k, recomputed from stored embeddings (queries = val, search = test)."""
+
+    k: int
+    n_queries: int
+    n_search: int
+    per_class: pd.DataFrame  # index dx; p_at_1, p_at_k, recall_at_k with _lo/_hi 95% bounds; baseline columns
+    overall: pd.DataFrame  # index metric; columns micro, macro, always_nv_micro, ..., random_macro
+    confusion: pd.DataFrame  # rows: query dx, columns: top-1 neighbour dx, counts
+
+
+def retrieval(run: Path, k: int) -> Retrieval | None:
+    """Per-class and overall P@1, P@k and recall@k at `k`, or None when the run lacks val or test images."""
+    return retrieval_at_k(str(run), stamp(run), int(k))
+
+
+@st.cache_data(show_spinner="Computing neighbours ...", max_entries=64)
+def retrieval_at_k(run: str, version: float, k: int) -> Retrieval | None:
+    """The one place the accuracy page's numbers are computed: queries = val, search space = test."""
+    meta, vectors = _embeddings(run, version)
+    queries = np.nonzero(meta["split"].to_numpy() == "val")[0]
+    gallery = _search_rows(meta, ("test",))
+    if len(queries) == 0 or len(gallery) == 0:
+        return None
+    k = max(1, min(k, len(gallery)))
+    idx, _ = nearest(vectors[queries], vectors[gallery], k)
+    dx = meta["dx"].to_numpy().astype(str)
+    return _score(dx[queries], dx[gallery][idx], dx[gallery], k)
+
+
+def _score(query_dx: np.ndarray, labels: np.ndarray, search_dx: np.ndarray, k: int) -> Retrieval:
+    # labels: (n_queries, k) diagnoses of each query's neighbours, nearest first
+    per_query = {"p_at_1": M.precision_at_k(query_dx, labels, 1), "p_at_k": M.precision_at_k(query_dx, labels, k),
+                 "recall_at_k": M.hit_at_k(query_dx, labels, k)}
+    random_p = M.random_retrieval_precision(query_dx, search_dx)
+    baselines = {"random_p_at_1": random_p, "random_p_at_k": random_p,
+                 # chance that at least one of k random picks has the query's diagnosis
+                 "random_recall_at_k": 1 - (1 - random_p) ** k}
+    always_nv = (query_dx == "nv").astype(float)
+    baselines.update({f"always_nv_{m}": always_nv for m in per_query})
+    classes = classes_all(query_dx)
+    rows = []
+    for c in classes:
+        mask = query_dx == c
+        n = int(mask.sum())
+        row: dict[str, Any] = {"dx": c, "n_queries": n, "n_search": int((search_dx == c).sum())}
+        for metric, values in per_query.items():
+            row[metric] = float(values[mask].mean())
+            if metric == "p_at_k":
+                row[f"{metric}_lo"], row[f"{metric}_hi"] = mean_interval(values[mask])
+            else:
+                row[f"{metric}_lo"], row[f"{metric}_hi"] = M.wilson_interval(values[mask].sum(), n)
+        row.update({name: float(values[mask].mean()) for name, values in baselines.items()})
+        rows.append(row)
+    per_class = pd.DataFrame(rows).set_index("dx")
+    overall = {}
+    for metric, values in per_query.items():
+        lo, hi = mean_interval(values) if metric == "p_at_k" else M.wilson_interval(values.sum(), len(values))
+        overall[metric] = {"micro": float(values.mean()), "micro_lo": lo, "micro_hi": hi,
+                           "macro": float(per_class[metric].mean())}
+        for base in ("random", "always_nv"):
+            overall[metric][f"{base}_micro"] = float(baselines[f"{base}_{metric}"].mean())
+            overall[metric][f"{base}_macro"] = float(per_class[f"{base}_{metric}"].mean())
+    everything = classes_all(query_dx, labels[:, 0])
+    confusion = pd.DataFrame(M.confusion(query_dx, labels[:, 0], everything), index=pd.Index(everything,
+                             name="query diagnosis"), columns=pd.Index(everything, name="top-1 neighbour diagnosis"))
+    return Retrieval(k=k, n_queries=len(query_dx), n_search=len(search_dx), per_class=per_class,
+                     overall=pd.DataFrame(overall).T, confusion=confusion)
+
+
+def classes_all(*columns: Any) -> list[str]:
+    """The diagnoses present in any of `columns`, in the standard order."""
+    present = set().union(*(set(map(str, c)) for c in columns))
+    return [c for c in DIAGNOSES if c in present] + sorted(present - set(DIAGNOSES))
+
+
+def mean_interval(values: np.ndarray, z: float = 1.96) -> tuple[float, float]:
+    """Normal-approximation 95% interval of a mean of per-query values in [0, 1]."""
+    n = len(values)
+    if n == 0:
+        return (float("nan"), float("nan"))
+    mean = float(values.mean())
+    half = z * float(values.std(ddof=1)) / np.sqrt(n) if n > 1 else 1.0
+    return (max(0.0, mean - half), min(1.0, mean + half))
+
+
+# ---------------------------------------------------------------- the embedding map
+
+
+def map_table(run: Path) -> pd.DataFrame | None:
+    """One row per image: UMAP x, y, metadata, age band and `row` (its index in `embeddings`); None without a map."""
+    if not (Path(run) / "umap.parquet").is_file():
+        return None
+    return _map_table(str(run), stamp(run))
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _map_table(run: str, version: float) -> pd.DataFrame:
+    meta, _ = _embeddings(run, version)
+    coords = load_run(Path(run)).umap()[["image_id", "x", "y"]]
+    table = meta.assign(row=np.arange(len(meta))).merge(coords, on="image_id", how="inner")
+    return table.sort_values("row").reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class MapFilter:
+    """Which images the map shows; empty tuples mean 'all'."""
+
+    dx: tuple[str, ...] = ()
+    localization: tuple[str, ...] = ()
+    sex: tuple[str, ...] = ()
+    splits: tuple[str, ...] = ()
+    age: tuple[float, float] | None = None  # inclusive; images of unknown age are kept only when this is None
+
+    def mask(self, table: pd.DataFrame) -> np.ndarray:
+        """Boolean mask of the rows of `table` that pass."""
+        keep = np.ones(len(table), dtype=bool)
+        for column, allowed in (("dx", self.dx), ("localization", self.localization), ("sex", self.sex),
+                                ("split", self.splits)):
+            if allowed:
+                keep &= table[column].isin(allowed).to_numpy()
+        if self.age is not None:
+            keep &= table["age"].between(self.age[0], self.age[1]).to_numpy()
+        return keep
+
+
+def map_figure(run: Path, colour_by: str, flt: MapFilter, splits: tuple[str, ...] = ("test",)) -> dict[str, Any]:
+    """The map's traces and layout as a plain dict (cached; the page only adds the highlight traces)."""
+    return _map_figure(str(run), stamp(run), colour_by, flt, tuple(splits))
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _map_figure(run: str, version: float, colour_by: str, flt: MapFilter,
+                splits: tuple[str, ...]) -> dict[str, Any]:
+    table = _map_table(run, version)
+    if colour_by == "top1":
+        table = table.assign(top1=_top1_outcome(run, version, splits)[table["row"].to_numpy()])
+    return figures.map_figure(table[flt.mask(table)], colour_by)
+
+
+# ---------------------------------------------------------------- images
+
+
+def data_dirs(run: Path) -> list[Path]:
+    """Folders that may hold the run's images, in the order they are tried."""
+    info = run_info(run)
+    candidates: list[Path] = []
+    # the same order as skinsim.search: an explicit SKINSIM_DATA wins over the folder the run was trained on
+    if os.environ.get("SKINSIM_DATA"):
+        candidates.append(Path(os.environ["SKINSIM_DATA"]).expanduser())
+    configured = (info.config.get("meta") or {}).get("data_dir") or info.config.get("data_dir")
+    if configured:
+        path = Path(configured).expanduser()
+        candidates.append(path if path.is_absolute() else REPO_ROOT / path)
+    candidates.append(REPO_ROOT / "data" / "ham10000")
+    unique: list[Path] = []
+    for path in candidates:
+        if path not in unique and path.is_dir():
+            unique.append(path)
+    return unique
+
+
+def image_paths(run: Path) -> dict[str, str]:
+    """image_id -> image file for every image of the run that exists on this machine."""
+    dirs = tuple(str(p) for p in data_dirs(run))
+    return _image_paths(str(run), stamp(run), dirs)
+
+
+@st.cache_data(show_spinner="Looking for the images ...", max_entries=8)
+def _image_paths(run: str, version: float, dirs: tuple[str, ...]) -> dict[str, str]:
+    from skinsim.data.images import find_image
+
+    meta, _ = _embeddings(run, version)
+    found: dict[str, str] = {}
+    for folder in map(Path, dirs):
+        todo = meta[~meta["image_id"].isin(found.keys())]
+        for image_id, rel in zip(todo["image_id"], todo["path"].fillna("")):
+            if rel and (folder / rel).is_file():
+                found[image_id] = str(folder / rel)
+        # only search a folder exhaustively when the stored relative paths do not fit it at all
+        if len(found) == 0 and len(todo) > 0:
+            for image_id in todo["image_id"]:
+                hit = find_image(folder, image_id)
+                if hit is None:
+                    break  # the first miss means this folder is not the dataset; keep the cost bounded
+                found[image_id] = str(hit)
+    return found
+
+
+def image_coverage(run: Path) -> tuple[int, int]:
+    """(images found on this machine, images in the run)."""
+    meta, _ = embeddings(run)
+    return len(image_paths(run)), len(meta)
+
+
+def image_bytes(run: Path, image_id: str) -> tuple[bytes, bool]:
+    """(displayable bytes, found): the image's thumbnail, or a placeholder tile when the file is missing."""
+    path = image_paths(run).get(image_id)
+    if path is not None:
+        try:
+            return _thumbnail(path), True
+        except OSError:
+            pass  # unreadable file: fall through to the placeholder like a missing one
+    return _placeholder(), False
+
+
+@st.cache_data(show_spinner=False, max_entries=4096)
+def _thumbnail(path: str) -> bytes:
+    return images.thumbnail(Path(path))
+
+
+@st.cache_data(show_spinner=False)
+def _placeholder() -> bytes:
+    return images.placeholder()
+
+
+# ---------------------------------------------------------------- the model, for uploads
+
+
+class SearchUnavailable(RuntimeError):
+    """The run cannot embed new images here (no checkpoint, or torch / skinsim.search missing)."""
+
+
+def search_index(run: Path, splits: tuple[str, ...] = ("test",)) -> Any:
+    """The run's model and search space, loaded once per run (raises SearchUnavailable with a reason)."""
+    if not (Path(run) / "checkpoint.safetensors").is_file():
+        raise SearchUnavailable(f"run {Path(run).name} has no checkpoint.safetensors, so uploads cannot be "
+                                "embedded; choose a run trained with `python -m skinsim.train`.")
+    return _search_index(str(run), stamp(run), tuple(splits))
+
+
+@st.cache_resource(show_spinner="Loading the model ...", max_entries=4)
+def _search_index(run: str, version: float, splits: tuple[str, ...]) -> Any:
+    try:
+        from skinsim.search import SearchIndex
+    except ImportError as exc:
+        raise SearchUnavailable(f"uploads need skinsim.search and torch ({exc}).") from None
+    return SearchIndex.from_run(Path(run), search_space=splits, device="cpu")
+
+
+def query_upload(run: Path, image: Any, k: int, splits: tuple[str, ...] = ("test",)) -> pd.DataFrame:
+    """The k nearest images of the search space to an uploaded image, embedded with the run's checkpoint."""
+    table = search_index(run, splits).query_image(image, k=int(k))
+    return table[[c for c in NEIGHBOUR_COLUMNS if c in table.columns]]
+
+
+def is_complete_run(path: Path) -> bool:
+    """True when `path` is a complete run folder."""
+    return is_run(Path(path))

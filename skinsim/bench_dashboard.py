@@ -1,0 +1,324 @@
+"""Benchmark the dashboard in a real headless browser: time to the first rendered map, and from a click on the
+map to the neighbour panel.
+
+    python -m skinsim.bench_dashboard [--run data/runs/demo] [--loads 5] [--clicks 8]
+
+Without --run it uses data/runs/demo, else the newest run under data/runs, else a synthetic 10,015-image run (the
+real HAM10000 ids and images when ../shared/ham10000 exists) made in a temporary folder. The browser is Debian's chromium driven by Playwright.
+The helpers here (server, browser, clicking a map point) are shared with tests/test_browser_dashboard.py.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from skinsim.neighbours import nearest
+from skinsim.runs import REPO_ROOT, is_run, latest_run, read_vectors
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+TARGET_MAP_S = 3.0
+TARGET_CLICK_S = 0.5
+
+# Every map point as [embedding row, page x, page y], read from Plotly's own axis transforms.
+POINTS_JS = """() => {
+  const gd = document.querySelector('.js-plotly-plot');
+  const fl = gd._fullLayout, box = gd.getBoundingClientRect(), out = [];
+  gd._fullData.forEach(t => {
+    if (t.type !== 'scattergl' || !t.customdata || !t.visible) return;
+    for (let i = 0; i < t.x.length; i++)
+      out.push([t.customdata[i], box.left + fl._size.l + fl.xaxis.l2p(t.x[i]),
+                box.top + fl._size.t + fl.yaxis.l2p(t.y[i])]);
+  });
+  return out;
+}"""
+# Records, on every page, when the map first has drawn its WebGL points (ms since navigation start).
+MAP_READY_INIT = """(() => {
+  window.__mapReady = null;
+  const poll = () => {
+    const gd = document.querySelector('.js-plotly-plot');
+    if (gd && gd._fullData && gd._fullData.some(t => t.type === 'scattergl' && t.x && t.x.length > 1)
+        && gd.querySelector('.gl-canvas-context')) {
+      // one more frame so the points are painted, not just laid out
+      requestAnimationFrame(() => { window.__mapReady = performance.now(); });
+      return;
+    }
+    requestAnimationFrame(poll);
+  };
+  requestAnimationFrame(poll);
+})()"""
+# Armed before a click: times (from mousedown) when the panel shows the clicked id, when its images have loaded,
+# and when the map carries the 'selected' mark at the clicked point.
+CLICK_WATCH_JS = """([id, x]) => {
+  if (window.__watch) window.__watch.disconnect();
+  const w = {id, x, down: null, panel: null, images: null, marks: null};
+  window.__click = w;
+  document.addEventListener('mousedown', () => { if (w.down === null) w.down = performance.now(); },
+                            {capture: true, once: true});
+  const check = () => {
+    if (w.down === null) { requestAnimationFrame(check); return; }
+    const card = document.querySelector('.st-key-map_focus_card');
+    const panel = document.querySelector('.st-key-neighbours');
+    if (w.panel === null && card && card.innerText.includes(w.id) && panel && panel.innerText.includes('#1 '))
+      w.panel = performance.now() - w.down;
+    if (w.panel !== null && w.images === null) {
+      const imgs = [...document.querySelectorAll('.st-key-neighbours img, .st-key-map_focus_card img')];
+      if (imgs.length && imgs.every(i => i.complete && i.naturalWidth > 0)) w.images = performance.now() - w.down;
+    }
+    const gd = document.querySelector('.js-plotly-plot');
+    if (w.marks === null && gd && gd.layout && (gd.layout.annotations || []).some(
+        a => a.text === '<b>selected</b>' && Math.abs(a.x - w.x) < 1e-6)) w.marks = performance.now() - w.down;
+    if (w.images === null || w.marks === null) requestAnimationFrame(check);
+  };
+  window.__watch = new MutationObserver(check);
+  window.__watch.observe(document.body, {subtree: true, childList: true, characterData: true});
+  requestAnimationFrame(check);
+}"""
+
+
+def free_port() -> int:
+    """A TCP port that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def streamlit_server(runs_root: Path, env: dict[str, str] | None = None, timeout: float = 90.0) -> Iterator[str]:
+    """Run `streamlit run dashboard/Home.py` over `runs_root` on a free port; yield its base URL."""
+    port = free_port()
+    full_env = {**os.environ, "SKINSIM_RUNS": str(runs_root), **(env or {})}
+    cmd = [sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "dashboard" / "Home.py"),
+           "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
+           "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
+    # a file, not a pipe: a pipe nobody reads would stall the server once its buffer fills
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                log.seek(0)
+                raise RuntimeError(f"streamlit exited early:\n{log.read().decode(errors='replace')}")
+            with contextlib.suppress(OSError):
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as resp:
+                    if resp.status == 200:
+                        break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"streamlit did not answer on {url} within {timeout:.0f} s")
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def chromium_path() -> str | None:
+    """Debian's chromium, or None when it is not installed."""
+    for candidate in ("/usr/bin/chromium", "/usr/bin/chromium-browser"):
+        if Path(candidate).is_file():
+            return candidate
+    return None
+
+
+@contextlib.contextmanager
+def browser() -> Iterator[Any]:
+    """A headless Chromium (Playwright) with the project's launch flags."""
+    from playwright.sync_api import sync_playwright
+
+    path = chromium_path()
+    if path is None:
+        raise RuntimeError("chromium is not installed (apt-get install chromium)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def new_page(b: Any, width: int = 1500, height: int = 1000) -> Any:
+    """A fresh page (own context, so no cache is shared) that records when the map is drawn."""
+    context = b.new_context(viewport={"width": width, "height": height})
+    context.add_init_script(MAP_READY_INIT)
+    return context.new_page()
+
+
+def open_map(page: Any, url: str, timeout_ms: int = 60_000) -> float:
+    """Load the map page; seconds from navigation start to the map's points being drawn."""
+    page.goto(f"{url}/map")
+    page.wait_for_function("() => window.__mapReady !== null", timeout=timeout_ms, polling=50)
+    return page.evaluate("() => window.__mapReady") / 1000
+
+
+def map_points(page: Any) -> np.ndarray:
+    """(n, 3) array of [embedding row, page x, page y] for every point on the map."""
+    return np.asarray(page.evaluate(POINTS_JS), dtype=float)
+
+
+def isolated_points(points: np.ndarray, count: int, min_gap_px: float = 6.0) -> list[int]:
+    """Indices of points far from any other point on screen, so a click hits that point and no other."""
+    xy = points[:, 1:]
+    gaps = np.empty(len(xy))
+    for start in range(0, len(xy), 1024):
+        d = np.sqrt(((xy[start:start + 1024, None, :] - xy[None, :, :]) ** 2).sum(-1))
+        d[np.arange(d.shape[0]), np.arange(start, start + d.shape[0])] = np.inf
+        gaps[start:start + 1024] = d.min(1)
+    order = [int(i) for i in np.argsort(-gaps) if gaps[i] >= min_gap_px]
+    return order[:count]
+
+
+def click_point(page: Any, image_id: str, umap_x: float, px: float, py: float,
+                timeout_ms: int = 30_000) -> dict[str, float]:
+    """Hover then click a map point; ms from mousedown to panel shown, its images loaded, and map marked."""
+    page.mouse.move(px, py)
+    page.wait_for_timeout(300)  # let the hover label settle, as it would under a person's pointer
+    page.evaluate(CLICK_WATCH_JS, [image_id, umap_x])
+    page.mouse.click(px, py)
+    page.wait_for_function("() => window.__click.images !== null && window.__click.marks !== null",
+                           timeout=timeout_ms, polling=50)
+    return page.evaluate("() => ({panel: window.__click.panel, images: window.__click.images, "
+                         "marks: window.__click.marks})")
+
+
+def panel_ids(page: Any) -> tuple[str, list[str]]:
+    """(selected id, neighbour ids in rank order) as the page shows them."""
+    import re
+
+    card = page.locator(".st-key-map_focus_card").inner_text()
+    captions = page.locator(".st-key-neighbours").inner_text()
+    ids = re.findall(r"#\d+ \S+ · d=[\d.]+ · (\S+)", captions)
+    return re.search(r"Selected lesion:\s*(\S+)", card).group(1), ids
+
+
+def expected_neighbours(run: Path, image_id: str, k: int = 10, splits: tuple[str, ...] = ("test",)) -> list[str]:
+    """The k nearest ids to a stored image in the search space (itself excluded), from stored embeddings."""
+    meta, vectors = read_vectors(run / "embeddings.parquet")
+    row = int(np.flatnonzero(meta["image_id"].to_numpy() == image_id)[0])
+    gallery = np.flatnonzero(meta["split"].isin(splits).to_numpy())
+    where = np.flatnonzero(gallery == row)
+    idx, _ = nearest(vectors[row][None], vectors[gallery], k, exclude=np.array([where[0] if len(where) else -1]))
+    return meta["image_id"].to_numpy()[gallery[idx[0]]].tolist()
+
+
+def summarise(name: str, values: list[float], target: float | None) -> str:
+    """One table row: median, min, max (seconds) and whether the median meets the target."""
+    med = statistics.median(values)
+    verdict = "" if target is None else ("ok" if med <= target else "MISSED")
+    target_s = "" if target is None else f"<= {target:.1f}"
+    return f"| {name:<38} | {len(values):>2} | {med:6.3f} | {min(values):6.3f} | {max(values):6.3f} | " \
+           f"{target_s:>6} | {verdict:<6} |"
+
+
+def bench_run(run: Path, loads: int, clicks: int) -> list[str]:
+    """Measure one run in the browser; the result table as lines."""
+    meta, _ = read_vectors(run / "embeddings.parquet")
+    ids = meta["image_id"].to_numpy()
+    import pandas as pd
+
+    umap_x = pd.read_parquet(run / "umap.parquet", columns=["image_id", "x"]).set_index("image_id")["x"]
+    with tempfile.TemporaryDirectory() as tmp:
+        # a runs folder holding only this run makes it the dashboard's default
+        root = Path(tmp)
+        (root / run.name).symlink_to(run.resolve(), target_is_directory=True)
+        with streamlit_server(root) as url, browser() as b:
+            page = new_page(b)
+            cold = open_map(page, url, timeout_ms=180_000)
+            page.context.close()
+            first_visit, returning = [], []
+            for _ in range(loads):
+                page = new_page(b)  # a new browser profile: nothing cached
+                first_visit.append(open_map(page, url))
+                page.context.close()
+            page = new_page(b)
+            open_map(page, url)
+            for _ in range(loads):
+                # a new tab of the same profile: the browser's cache holds Streamlit's and Plotly's code
+                page = page.context.new_page()
+                returning.append(open_map(page, url))
+            page.wait_for_timeout(500)
+            panel, images, marks, wrong, clicked = [], [], [], 0, set()
+            # one unmeasured click warms the server's neighbour and image caches for this page
+            for i in range(clicks + 1):
+                points = map_points(page)
+                # a point not clicked before: clicking the selected one again would change nothing to time
+                target = next(t for t in isolated_points(points, 4 * (clicks + 1))
+                              if str(ids[int(points[t][0])]) not in clicked)
+                row, px, py = points[target]
+                image_id = str(ids[int(row)])
+                clicked.add(image_id)
+                times = click_point(page, image_id, float(umap_x[image_id]), px, py)
+                shown, neighbours = panel_ids(page)
+                if shown != image_id or neighbours != expected_neighbours(run, image_id):
+                    wrong += 1
+                if i > 0:
+                    panel.append(times["panel"] / 1000)
+                    images.append(times["images"] / 1000)
+                    marks.append(times["marks"] / 1000)
+                page.wait_for_timeout(300)
+    lines = [f"run: {run} ({len(meta):,} images)",
+             f"machine: {os.cpu_count()} CPU cores; browser: {chromium_path()} (headless, --disable-gpu: software "
+             f"WebGL); first map after the server started (cold caches): {cold:.3f} s",
+             "", "| measure (seconds)                      |  n | median |    min |    max | target | result |",
+             "|" + "-" * 40 + "|----|--------|--------|--------|--------|--------|",
+             summarise("open map page -> map drawn, first visit", first_visit, TARGET_MAP_S),
+             summarise("open map page -> map drawn, cached", returning, TARGET_MAP_S),
+             summarise("click -> neighbour panel shown", panel, TARGET_CLICK_S),
+             summarise("click -> panel images loaded", images, None),
+             summarise("click -> neighbours marked on the map", marks, None)]
+    lines.append(f"panel checked against skinsim.neighbours.nearest: {clicks + 1 - wrong} of {clicks + 1} clicks "
+                 "showed the clicked image and its expected neighbours")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", type=Path,
+                        help="run folder (default: data/runs/demo, else the newest local run, else a synthetic one)")
+    parser.add_argument("--loads", type=int, default=5, help="page loads timed for the first map")
+    parser.add_argument("--clicks", type=int, default=8, help="clicks timed on the map")
+    args = parser.parse_args(argv)
+    if chromium_path() is None:
+        print("chromium is not installed; the benchmark needs a browser", file=sys.stderr)
+        return 2
+    run = args.run if args.run else REPO_ROOT / "data" / "runs" / "demo"
+    if not args.run and not is_run(run):
+        run = latest_run(REPO_ROOT / "data" / "runs") or run
+    with tempfile.TemporaryDirectory() as tmp:
+        if not is_run(run):
+            if args.run:
+                print(f"{run} is not a complete run folder", file=sys.stderr)
+                return 2
+            # the synthetic run maker lives with the tests; it needs no torch
+            sys.path.insert(0, str(REPO_ROOT / "tests"))
+            from dashboard_helpers import make_full_size_run
+
+            run = make_full_size_run(Path(tmp), "synthetic-10015")
+            print("no run under data/runs: benchmarking a synthetic 10,015-image run (random clustered embeddings, "
+                  "real HAM10000 ids and images when ../shared/ham10000 exists)")
+        print("\n".join(bench_run(run, args.loads, args.clicks)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

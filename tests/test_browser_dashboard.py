@@ -1,0 +1,177 @@
+"""The dashboard in headless Chromium against a live `streamlit run dashboard/Home.py`: every page renders, a
+click on the map shows that point's neighbours, an upload on the query viewer is searched (or refused).
+
+Screenshots land in artifacts/screenshots/ (git-ignored) for a person to look at.
+"""
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("playwright.sync_api", reason="the playwright python package is not installed")
+import dashboard_helpers as helpers  # noqa: E402
+from skinsim import bench_dashboard as bd  # noqa: E402
+
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(bd.chromium_path() is None, reason="chromium is not installed at /usr/bin/chromium")]
+SHOTS = helpers.REPO / "artifacts" / "screenshots"
+PAGES = {"": "skinsim", "map": "Embedding map", "accuracy": "Retrieval accuracy", "query": "Query viewer"}
+SHOT_HEIGHT = 1900
+CAPTION = re.compile(r"#\d+ \S+ · d=[\d.]+ · (\S+)")
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    """One headless Chromium for the module."""
+    with bd.browser() as b:
+        yield b
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """(base URL, run) of a live dashboard over a small run."""
+    root = tmp_path_factory.mktemp("browser_runs")
+    run = helpers.make_sample_run(root)
+    with bd.streamlit_server(root) as url:
+        yield url, run
+
+
+def shot(page: Any, name: str) -> None:
+    """Save a screenshot for people to look at, once every image on the page has loaded."""
+    page.wait_for_load_state("networkidle")
+    page.wait_for_function("() => [...document.images].every(i => i.complete)", timeout=30_000)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    # Streamlit scrolls inside its own container, so a tall viewport is what captures the whole page
+    page.screenshot(path=str(SHOTS / f"{name}.png"))
+
+
+def assert_no_exception(page: Any) -> None:
+    """No Streamlit exception box on the page."""
+    assert page.locator("[data-testid='stException']").count() == 0, page.locator(
+        "[data-testid='stException']").first.inner_text()
+
+
+def test_every_page_renders(site: tuple[str, Path], chromium: Any) -> None:
+    url, _ = site
+    page = bd.new_page(chromium, height=SHOT_HEIGHT)
+    for path, title in PAGES.items():
+        page.goto(f"{url}/{path}")
+        page.get_by_role("heading", name=title, exact=True).first.wait_for(timeout=60_000)
+        if path == "map":
+            page.wait_for_function("() => window.__mapReady !== null", timeout=60_000)
+        if path == "accuracy":
+            page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 4", timeout=60_000)
+        if path == "query":
+            page.locator(".st-key-neighbours img").first.wait_for(timeout=60_000)
+        assert_no_exception(page)
+        shot(page, path or "home")
+    page.context.close()
+
+
+def test_clicking_a_point_shows_its_neighbours(site: tuple[str, Path], chromium: Any) -> None:
+    url, run = site
+    import pandas as pd
+
+    ids = pd.read_parquet(run / "embeddings.parquet", columns=["image_id"])["image_id"].to_numpy()
+    umap_x = pd.read_parquet(run / "umap.parquet", columns=["image_id", "x"]).set_index("image_id")["x"]
+    page = bd.new_page(chromium, height=SHOT_HEIGHT)
+    bd.open_map(page, url)
+    for attempt in range(2):  # two different points: the panel must follow the click
+        points = bd.map_points(page)
+        row, px, py = points[bd.isolated_points(points, 2)[attempt]]
+        image_id = str(ids[int(row)])
+        bd.click_point(page, image_id, float(umap_x[image_id]), px, py)
+        shown, neighbours = bd.panel_ids(page)
+        assert shown == image_id
+        assert neighbours == bd.expected_neighbours(run, image_id, 10)
+        assert_no_exception(page)
+    shot(page, "map_clicked")
+    page.context.close()
+
+
+def test_box_selection_shows_a_grid(site: tuple[str, Path], chromium: Any) -> None:
+    url, run = site
+    page = bd.new_page(chromium, height=SHOT_HEIGHT)
+    bd.open_map(page, url)
+    points = bd.map_points(page)
+    # a box around the middle third of the points, drawn with Plotly's box-select tool
+    xs, ys = points[:, 1], points[:, 2]
+    x0, x1 = sorted(xs)[len(xs) // 3], sorted(xs)[2 * len(xs) // 3]
+    y0, y1 = ys.min() - 5, ys.max() + 5
+    inside = int(((xs >= x0) & (xs <= x1)).sum())
+    page.locator(".modebar-btn[data-val='select']").first.click()
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    page.mouse.move((x0 + x1) / 2, (y0 + y1) / 2, steps=5)
+    page.mouse.move(x1, y1, steps=5)
+    page.mouse.up()
+    heading = page.get_by_text(re.compile(r"Selection: [\d,]+ images"))
+    heading.wait_for(timeout=30_000)
+    selected = int(re.search(r"Selection: ([\d,]+)", heading.inner_text()).group(1).replace(",", ""))
+    assert abs(selected - inside) <= max(2, inside // 50)  # points on the box's edge may fall either way
+    page.locator(".st-key-selection_grid img").first.wait_for(timeout=30_000)
+    assert_no_exception(page)
+    shot(page, "map_box_selection")
+    page.context.close()
+
+
+def upload(page: Any, name: str, content: bytes, mime: str = "image/jpeg") -> None:
+    """Put a file into the query viewer's uploader."""
+    page.locator("[data-testid='stFileUploader'] input[type='file']").set_input_files(
+        {"name": name, "mimeType": mime, "buffer": content})
+
+
+def test_upload_on_the_query_viewer(tiny_run: Path, chromium: Any) -> None:
+    from PIL import Image
+
+    from skinsim.search import SearchIndex
+
+    import pandas as pd
+
+    meta = pd.read_parquet(tiny_run / "embeddings.parquet", columns=["image_id", "path", "split"])
+    data_dir = Path(json.loads((tiny_run / "config.json").read_text())["meta"]["data_dir"])
+    probe = meta[meta["split"] == "test"].iloc[1]
+    content = (data_dir / probe["path"]).read_bytes()
+    expected = SearchIndex.from_run(tiny_run).query_image(Image.open(io.BytesIO(content)).convert("RGB"), k=10)
+
+    with bd.streamlit_server(tiny_run.parent) as url:
+        page = bd.new_page(chromium, height=SHOT_HEIGHT)
+        page.goto(f"{url}/query")
+        page.get_by_text("Upload an image").click()
+        page.locator("[data-testid='stFileUploader']").wait_for(timeout=30_000)
+        upload(page, "probe.jpg", content)
+        page.locator(".st-key-upload_card").wait_for(timeout=120_000)
+        page.locator(".st-key-neighbours img").first.wait_for(timeout=60_000)
+        found = CAPTION.findall(page.locator(".st-key-neighbours").inner_text())
+        assert found == expected["image_id"].tolist()
+        assert found[0] == probe["image_id"]
+        assert "not a diagnosis" in page.inner_text("body")
+        assert_no_exception(page)
+        shot(page, "query_upload")
+
+        upload(page, "notes.jpg", b"<html>definitely not a picture</html>")
+        page.get_by_text("Upload refused").wait_for(timeout=30_000)
+        assert page.locator(".st-key-neighbours").count() == 0
+        assert_no_exception(page)
+        shot(page, "query_upload_refused")
+        page.context.close()
+
+
+def test_without_any_run_every_page_explains_how_to_make_one(tmp_path: Path, chromium: Any) -> None:
+    with bd.streamlit_server(tmp_path) as url:
+        page = bd.new_page(chromium)
+        for path, title in PAGES.items():
+            page.goto(f"{url}/{path}")
+            page.get_by_role("heading", name=title, exact=True).first.wait_for(timeout=60_000)
+            page.get_by_text("python -m skinsim.train --data-dir ../shared/ham10000").first.wait_for(timeout=30_000)
+            assert_no_exception(page)
+        page.goto(url)
+        page.get_by_text("python -m skinsim.train --data-dir ../shared/ham10000").first.wait_for(timeout=30_000)
+        shot(page, "home_no_run")
+        page.context.close()

@@ -1,0 +1,360 @@
+"""The Streamlit dashboard through its entry point (AppTest), plus its upload checks and accuracy numbers."""
+from __future__ import annotations
+
+import io
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("streamlit")
+from PIL import Image  # noqa: E402
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+import dashboard_helpers as helpers  # noqa: E402
+from skinsim.neighbours import nearest  # noqa: E402
+from skinsim.runs import is_run, list_runs, read_vectors  # noqa: E402
+
+ENTRY = str(helpers.REPO / "dashboard" / "Home.py")
+PAGES = ["app_pages/home.py", "app_pages/embedding_map.py", "app_pages/retrieval_accuracy.py",
+         "app_pages/query_viewer.py"]
+TITLES = ["skinsim", "Embedding map", "Retrieval accuracy", "Query viewer"]
+DEMO = helpers.REPO / "data" / "runs" / "demo"
+ID = re.compile(r"ISIC_\d+")
+
+
+@pytest.fixture(scope="module")
+def runs_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A runs folder with two small synthetic runs (images included); 'synthetic' is the newest."""
+    root = tmp_path_factory.mktemp("dash_runs")
+    helpers.make_run(root, "other", n=200, seed=1, latest=False)
+    helpers.make_run(root, "synthetic", n=300, seed=0)
+    return root
+
+
+def app(runs: Path, monkeypatch: pytest.MonkeyPatch, timeout: float = 60) -> AppTest:
+    """The dashboard over the runs folder `runs`, after its first run."""
+    monkeypatch.setenv("SKINSIM_RUNS", str(runs))
+    at = AppTest.from_file(ENTRY, default_timeout=timeout)
+    return at.run()
+
+
+def assert_clean(at: AppTest, title: str) -> None:
+    """The page rendered its title and raised nothing."""
+    assert not at.exception, [e.value for e in at.exception]
+    assert [t.value for t in at.title][:1] == [title]
+
+
+def expected_neighbours(run: Path, image_id: str, k: int, splits: tuple[str, ...] = ("test",)) -> list[str]:
+    """The k nearest ids to a stored image in the search space, straight from skinsim.neighbours."""
+    meta, vectors = read_vectors(run / "embeddings.parquet")
+    row = int(np.flatnonzero(meta["image_id"].to_numpy() == image_id)[0])
+    gallery = np.flatnonzero(meta["split"].isin(splits).to_numpy())
+    where = np.flatnonzero(gallery == row)
+    idx, _ = nearest(vectors[row][None], vectors[gallery], k, exclude=np.array([where[0] if len(where) else -1]))
+    return meta["image_id"].to_numpy()[gallery[idx[0]]].tolist()
+
+
+def neighbour_ids(at: AppTest) -> list[str]:
+    """The ids on the neighbour tiles (captions '#rank dx · d=... · id'), in rank order."""
+    for image in at.image:
+        if image.captions and image.captions[0].startswith("#1 "):
+            return [ID.search(c).group(0) for c in image.captions]
+    return []
+
+
+@pytest.mark.parametrize("page,title", list(zip(PAGES, TITLES)))
+def test_every_page_on_a_synthetic_run(runs_root: Path, monkeypatch: pytest.MonkeyPatch, page: str,
+                                       title: str) -> None:
+    at = app(runs_root, monkeypatch)
+    at.switch_page(page).run()
+    assert_clean(at, title)
+    assert at.sidebar.selectbox[0].value == "synthetic"  # the newest run by default
+
+
+@pytest.mark.parametrize("page,title", list(zip(PAGES, TITLES)))
+def test_every_page_without_any_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, page: str,
+                                    title: str) -> None:
+    at = app(tmp_path, monkeypatch)
+    at.switch_page(page).run()
+    assert_clean(at, title)
+    assert any("python -m skinsim.train --data-dir ../shared/ham10000" in c.value for c in at.code)
+
+
+@pytest.mark.skipif(not is_run(DEMO), reason="no committed demo run at data/runs/demo")
+@pytest.mark.parametrize("page,title", list(zip(PAGES, TITLES)))
+def test_every_page_on_the_demo_run(monkeypatch: pytest.MonkeyPatch, page: str, title: str) -> None:
+    at = app(DEMO.parent, monkeypatch, timeout=120)
+    at.switch_page(page).run()
+    assert_clean(at, title)
+    assert at.sidebar.selectbox[0].value == "demo"
+
+
+@pytest.mark.skipif(is_run(DEMO) or not list_runs(DEMO.parent), reason="no run under data/runs besides the demo")
+@pytest.mark.parametrize("page,title", list(zip(PAGES, TITLES)))
+def test_every_page_on_the_newest_local_run(monkeypatch: pytest.MonkeyPatch, page: str, title: str) -> None:
+    at = app(DEMO.parent, monkeypatch, timeout=120)
+    at.switch_page(page).run()
+    assert_clean(at, title)
+
+
+def test_home_shows_the_run_and_its_baselines(runs_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = app(runs_root, monkeypatch)
+    assert_clean(at, "skinsim")
+    metrics = json.loads((runs_root / "synthetic" / "metrics.json").read_text())
+    labels = [m.label for m in at.metric]
+    assert "P@1" in labels
+    shown = float(at.metric[labels.index("P@1")].value)
+    assert shown == pytest.approx(metrics["overall"]["p_at_1"], abs=5e-4)
+    table = next(d.value for d in at.dataframe if "always-nv" in d.value.columns)
+    assert table.loc["P@1", "random"] == pytest.approx(metrics["baselines"]["random"]["p_at_1"])
+
+
+def test_the_run_picker_switches_every_page(runs_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = app(runs_root, monkeypatch)
+    at.sidebar.selectbox[0].set_value("other").run()
+    at.switch_page("app_pages/query_viewer.py").run()
+    assert_clean(at, "Query viewer")
+    query = at.selectbox(key="query_id").value
+    assert query in set(read_vectors(runs_root / "other" / "embeddings.parquet")[0]["image_id"])
+
+
+def test_query_viewer_shows_the_expected_neighbours(runs_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run = runs_root / "synthetic"
+    at = app(runs_root, monkeypatch)
+    at.switch_page("app_pages/query_viewer.py").run()
+    ids = at.selectbox(key="query_id").options
+    chosen = ids[3]
+    at.selectbox(key="query_id").set_value(chosen)
+    at.slider(key="query_k").set_value(7).run()
+    assert_clean(at, "Query viewer")
+    assert neighbour_ids(at) == expected_neighbours(run, chosen, 7)
+    assert any("not a diagnosis" in c.value for c in at.caption)
+    # adding train to the search space changes where neighbours come from
+    at.radio(key="query_space").set_value("test + train").run()
+    assert neighbour_ids(at) == expected_neighbours(run, chosen, 7, ("test", "train"))
+
+
+def test_query_viewer_random_and_diagnosis_filter(runs_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = app(runs_root, monkeypatch)
+    at.switch_page("app_pages/query_viewer.py").run()
+    at.selectbox(key="query_dx").set_value("nv").run()
+    at.button(key="query_random").click().run()
+    assert_clean(at, "Query viewer")
+    meta = read_vectors(runs_root / "synthetic" / "embeddings.parquet")[0].set_index("image_id")
+    chosen = at.selectbox(key="query_id").value
+    assert meta.loc[chosen, "split"] == "val" and meta.loc[chosen, "dx"] == "nv"
+
+
+def test_map_panel_shows_the_clicked_points_neighbours(runs_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run = runs_root / "synthetic"
+    meta = read_vectors(run / "embeddings.parquet")[0]
+    clicked = meta["image_id"].iloc[11]
+    at = app(runs_root, monkeypatch)
+    at.switch_page("app_pages/embedding_map.py").run()
+    # a click reaches the page through the chart's callback, which stores the clicked id here
+    at.session_state["map_focus"] = ("synthetic", clicked)
+    at.run()
+    assert_clean(at, "Embedding map")
+    assert neighbour_ids(at) == expected_neighbours(run, clicked, 10)
+    assert any(clicked in m.value for m in at.markdown)
+    at.selectbox(key="map_colour").set_value("top-1 right/wrong").run()
+    assert_clean(at, "Embedding map")
+
+
+def test_map_box_selection_grid_and_filters(runs_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    meta = read_vectors(runs_root / "synthetic" / "embeddings.parquet")[0]
+    chosen = meta["image_id"].iloc[:45].tolist()
+    at = app(runs_root, monkeypatch)
+    at.switch_page("app_pages/embedding_map.py").run()
+    at.session_state["map_selected"] = ("synthetic", chosen)
+    at.multiselect(key="f_dx").set_value(["nv"]).run()
+    assert_clean(at, "Embedding map")
+    assert any("Selection: 45 images" in s.value for s in at.subheader)
+    grid = next(i for i in at.image if i.captions and " · " in i.captions[0] and not i.captions[0].startswith("#"))
+    assert len(grid.captions) == 30  # the first page of the paged grid
+    counts = next(d.value for d in at.dataframe if "nv" in d.value.columns)
+    assert int(counts["nv"].iloc[0]) == int((meta["dx"].iloc[:45] == "nv").sum())
+    assert any(c.value.startswith(f"{int((meta['dx'] == 'nv').sum()):,} of 300") for c in at.caption)
+
+
+def test_accuracy_page_compares_two_runs_and_follows_k(runs_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = app(runs_root, monkeypatch)
+    at.switch_page("app_pages/retrieval_accuracy.py").run()
+    at.slider(key="acc_k").set_value(10)
+    at.selectbox(key="acc_second").set_value("other").run()
+    assert_clean(at, "Retrieval accuracy")
+    overall = next(d.value for d in at.dataframe if "micro" in d.value.columns)
+    assert set(overall["run"]) == {"synthetic", "other"}
+    assert "P@10" in set(overall["metric"])
+
+
+def test_recomputed_accuracy_matches_the_stored_metrics(runs_root: Path) -> None:
+    from dashboard import data
+
+    run = runs_root / "synthetic"
+    metrics = json.loads((run / "metrics.json").read_text())
+    at5 = data.retrieval_at_k(str(run), data.stamp(run), 5)
+    assert at5.overall.loc["p_at_1", "micro"] == pytest.approx(metrics["overall"]["p_at_1"])
+    assert at5.overall.loc["p_at_k", "micro"] == pytest.approx(metrics["overall"]["p_at_5"])
+    assert at5.overall.loc["recall_at_k", "micro"] == pytest.approx(metrics["overall"]["r_at_5"])
+    assert at5.overall.loc["p_at_1", "macro"] == pytest.approx(metrics["overall"]["macro_p_at_1"])
+    assert at5.overall.loc["p_at_1", "random_micro"] == pytest.approx(metrics["baselines"]["random"]["p_at_1"])
+    assert at5.overall.loc["p_at_1", "always_nv_micro"] == pytest.approx(
+        metrics["baselines"]["always_nv"]["p_at_1"])
+    stored = np.array(metrics["confusion"]["matrix"])
+    labels = metrics["confusion"]["labels"]
+    shown = at5.confusion.reindex(index=labels, columns=labels, fill_value=0).to_numpy()
+    assert (shown == stored).all()
+    for dx, row in at5.per_class.iterrows():
+        assert row["p_at_1_lo"] <= row["p_at_1"] <= row["p_at_1_hi"]
+        lo, hi = metrics["per_class"][dx]["p_at_1_ci95"]
+        assert (row["p_at_1_lo"], row["p_at_1_hi"]) == pytest.approx((lo, hi))
+
+
+def test_a_rewritten_run_is_read_again(tmp_path: Path) -> None:
+    import os
+
+    from dashboard import data
+
+    run = helpers.make_run(tmp_path, "again", n=120, images=False)
+    assert len(data.embeddings(run)[0]) == 120
+    helpers.make_run(tmp_path, "again", n=150, images=False)
+    later = (run / "config.json").stat().st_mtime + 10
+    os.utime(run / "config.json", (later, later))  # mtime resolution must not hide the rewrite
+    assert len(data.embeddings(run)[0]) == 150
+    assert len(data.map_table(run)) == 150
+
+
+def test_map_figure_sends_points_compactly(runs_root: Path) -> None:
+    import plotly.io as pio
+
+    from dashboard import data, figures
+
+    run = runs_root / "synthetic"
+    table = data.map_table(run)
+    base = data.map_figure(run, "dx", data.MapFilter())
+    rows = sorted(int(r) for t in base["data"] if t.get("legendgroup") != "splits" for r in t["customdata"])
+    assert rows == sorted(table["row"].tolist())  # every image once, found again through customdata
+    assert all(t["type"] == "scattergl" for t in base["data"])
+    spec = pio.to_json(figures.assemble(base, figures.highlight_layout(table, 0, [1, 2, 3])), validate=False)
+    assert '"bdata"' in spec  # coordinates travel as base64 typed arrays, not JSON number lists
+    assert len(spec) < 200 * len(table)
+
+
+def test_missing_images_get_placeholders_and_one_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SKINSIM_DATA", raising=False)
+    helpers.make_run(tmp_path, "noimages", n=150, images=False)
+    at = app(tmp_path, monkeypatch)
+    at.switch_page("app_pages/query_viewer.py").run()
+    assert_clean(at, "Query viewer")
+    notes = [i.value for i in at.info if "python -m skinsim.data download" in i.value]
+    assert len(notes) == 1
+    assert len(neighbour_ids(at)) == 10  # tiles are still drawn, as placeholders
+
+
+# ---------------------------------------------------------------- uploads
+
+
+def jpeg(size: tuple[int, int] = (200, 150), colour: tuple[int, int, int] = (140, 90, 80)) -> bytes:
+    """A small valid JPEG."""
+    out = io.BytesIO()
+    Image.new("RGB", size, colour).save(out, format="JPEG")
+    return out.getvalue()
+
+
+def bomb_png() -> bytes:
+    """A tiny PNG that declares 20,000 x 20,000 pixels."""
+    out = io.BytesIO()
+    Image.new("1", (20000, 20000)).save(out, format="PNG")
+    return out.getvalue()
+
+
+BAD_UPLOADS = {
+    "text.jpg": b"this is not an image at all",
+    "truncated.jpg": jpeg()[:400],
+    "bomb.png": bomb_png(),
+    "empty.png": b"",
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_UPLOADS))
+def test_read_upload_refuses_bad_files(name: str) -> None:
+    from dashboard.uploads import UploadError, read_upload
+
+    with pytest.raises(UploadError):
+        read_upload(BAD_UPLOADS[name], name)
+
+
+def test_read_upload_refuses_other_formats_and_oversized_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dashboard import uploads
+
+    gif = io.BytesIO()
+    Image.new("RGB", (20, 20)).save(gif, format="GIF")
+    with pytest.raises(uploads.UploadError, match="GIF"):
+        uploads.read_upload(gif.getvalue(), "a.gif")
+    monkeypatch.setattr(uploads, "MAX_UPLOAD_BYTES", 100)
+    with pytest.raises(uploads.UploadError, match="limit"):
+        uploads.read_upload(jpeg(), "big.jpg")
+
+
+def test_read_upload_accepts_jpeg_and_png() -> None:
+    from dashboard.uploads import read_upload
+
+    png = io.BytesIO()
+    Image.new("RGBA", (64, 48), (10, 20, 30, 128)).save(png, format="PNG")
+    assert read_upload(png.getvalue()).mode == "RGB"
+    assert read_upload(jpeg()).size == (200, 150)
+
+
+def upload_page(runs: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
+    """The query viewer switched to upload mode."""
+    at = app(runs, monkeypatch, timeout=120)
+    at.switch_page("app_pages/query_viewer.py").run()
+    at.radio(key="query_mode").set_value("Upload an image").run()
+    return at
+
+
+def test_bad_uploads_are_refused_and_the_app_keeps_running(runs_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = upload_page(runs_root, monkeypatch)
+    for name, content in BAD_UPLOADS.items():
+        if not content:
+            continue  # the browser never sends an empty upload
+        at.file_uploader(key="query_upload").set_value((name, content, "image/jpeg")).run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert any(e.value.startswith("Upload refused") for e in at.error), name
+        assert not neighbour_ids(at)
+    at.radio(key="query_mode").set_value("Validation image").run()
+    assert_clean(at, "Query viewer")
+    assert neighbour_ids(at)
+
+
+def test_upload_without_a_checkpoint_explains_why(runs_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = upload_page(runs_root, monkeypatch)
+    at.file_uploader(key="query_upload").set_value(("lesion.jpg", jpeg(), "image/jpeg")).run()
+    assert not at.exception
+    assert any("checkpoint" in w.value for w in at.warning)
+
+
+def test_upload_is_embedded_with_the_runs_checkpoint(tiny_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from skinsim.search import SearchIndex
+
+    meta = pd.read_parquet(tiny_run / "embeddings.parquet", columns=["image_id", "path", "split"])
+    data_dir = Path(json.loads((tiny_run / "config.json").read_text())["meta"]["data_dir"])
+    probe = meta[meta["split"] == "test"].iloc[0]
+    content = (data_dir / probe["path"]).read_bytes()
+    expected = SearchIndex.from_run(tiny_run).query_image(Image.open(io.BytesIO(content)).convert("RGB"), k=5)
+
+    at = upload_page(tiny_run.parent, monkeypatch)
+    at.slider(key="query_k").set_value(5)
+    at.file_uploader(key="query_upload").set_value(("probe.jpg", content, "image/jpeg")).run()
+    assert_clean(at, "Query viewer")
+    assert neighbour_ids(at) == expected["image_id"].tolist()
+    assert neighbour_ids(at)[0] == probe["image_id"]  # a test image finds itself first
+    # a bad upload after a good one is refused and the page still works
+    at.file_uploader(key="query_upload").set_value(("broken.jpg", content[: len(content) // 3], "image/jpeg")).run()
+    assert not at.exception
+    assert any(e.value.startswith("Upload refused") for e in at.error)

@@ -19,9 +19,9 @@ class TrainConfig:
     pretrained: str = "imagenet"     # imagenet | none
     em: int = 128
     freeze: int = 4                  # leading backbone stages kept frozen; their outputs are computed once
-    cache_views: int = 4             # augmented views of each training image pushed through the frozen stages
+    cache_views: int = 3             # augmented views of each training image pushed through the frozen stages
     # triplets
-    mining: str = "batch-hard"       # random | batch-hard | semi-hard
+    mining: str = "semi-hard"        # random | batch-hard | semi-hard
     loss_margin: float = 0.2
     batch_size: int = 64             # images per batch (PK mining) or triplets per batch (random mining)
     samples_per_class: int = 8       # K of the P x K batches
@@ -33,7 +33,7 @@ class TrainConfig:
     scheduler: str = "cosine"        # step | cosine
     gamma: float = 0.7
     step_size: int = 3
-    epochs: int = 12
+    epochs: int = 10
     max_steps: int = 0               # stop each epoch after this many batches (0: whole epoch); for smoke tests
     # evaluation and logging
     tta: bool = True                 # average the embedding of an image and its flips

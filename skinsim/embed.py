@@ -22,7 +22,7 @@ def pick_device(name: str = "auto") -> torch.device:
 
 @torch.no_grad()
 def embed_batches(model: Embedder, n: int, get_batch: Callable[[slice], torch.Tensor], start: int = 0,
-                  tta: bool = False, batch_size: int = 256, device: torch.device | str = "cpu") -> np.ndarray:
+                  tta: bool = False, batch_size: int = 32, device: torch.device | str = "cpu") -> np.ndarray:
     """Embed n inputs fetched by `get_batch(slice)`; with `tta`, average over the four flips.
 
     When `start` > 0 the inputs are activations after `start` stages, and the flips are applied to them.

@@ -127,8 +127,6 @@ def train(cfg: TrainConfig, final: Path, resume: bool = False) -> Path:
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     device = pick_device(cfg.device)
-    if device.type == "cpu":
-        torch.set_num_threads(max(1, torch.get_num_threads()))
 
     # data: checked metadata, the split, every image decoded once into memory
     data_dir = resolve_data_dir(cfg.data_dir)

@@ -14,7 +14,7 @@ from skinsim.transforms import augment, normalise
 
 @torch.no_grad()
 def trunk_activations(model: Embedder, images: np.ndarray, stop: int, device: torch.device | str = "cpu",
-                      generator: torch.Generator | None = None, batch_size: int = 64) -> torch.Tensor:
+                      generator: torch.Generator | None = None, batch_size: int = 32) -> torch.Tensor:
     """Half-precision activations after the first `stop` stages for uint8 images (n, h, w, 3).
 
     With a `generator`, each image is randomly augmented first (one augmented view per call).

@@ -8,7 +8,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "ham10000"
+import os
+
+REAL_DATA = Path(os.environ.get("SKINSIM_DATA") or Path(__file__).resolve().parents[2] / "shared" / "ham10000")
 DX = ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
 # a distinct colour per diagnosis, so a few training steps can already separate them
 COLOURS = {"akiec": (200, 80, 60), "bcc": (220, 160, 160), "bkl": (150, 110, 70), "df": (120, 70, 90),

@@ -6,7 +6,6 @@ underscore would be left out of Streamlit's cache key, so `version` is not one).
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ import streamlit as st
 from dashboard import figures, images
 from skinsim import metrics as M
 from skinsim.neighbours import nearest
-from skinsim.runs import REPO_ROOT, is_run, latest_run, list_runs, load_run, runs_dir
+from skinsim.runs import data_folders, is_run, latest_run, list_runs, load_run, runs_dir
 
 DEMO_RUN = "demo"
 DIAGNOSES = ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
@@ -317,21 +316,7 @@ def _map_figure(run: str, version: float, colour_by: str, flt: MapFilter,
 
 def data_dirs(run: Path) -> list[Path]:
     """Folders that may hold the run's images, in the order they are tried."""
-    info = run_info(run)
-    candidates: list[Path] = []
-    # the same order as skinsim.search: an explicit SKINSIM_DATA wins over the folder the run was trained on
-    if os.environ.get("SKINSIM_DATA"):
-        candidates.append(Path(os.environ["SKINSIM_DATA"]).expanduser())
-    configured = (info.config.get("meta") or {}).get("data_dir") or info.config.get("data_dir")
-    if configured:
-        path = Path(configured).expanduser()
-        candidates.append(path if path.is_absolute() else REPO_ROOT / path)
-    candidates.append(REPO_ROOT / "data" / "ham10000")
-    unique: list[Path] = []
-    for path in candidates:
-        if path not in unique and path.is_dir():
-            unique.append(path)
-    return unique
+    return data_folders(run_info(run).config)
 
 
 def image_paths(run: Path) -> dict[str, str]:

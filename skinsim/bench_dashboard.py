@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 
-from skinsim.neighbours import nearest
 from skinsim.runs import REPO_ROOT, is_run, latest_run, read_vectors
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -212,12 +211,9 @@ def panel_ids(page: Any) -> tuple[str, list[str]]:
 
 def expected_neighbours(run: Path, image_id: str, k: int = 10, splits: tuple[str, ...] = ("test",)) -> list[str]:
     """The k nearest ids to a stored image in the search space (itself excluded), from stored embeddings."""
-    meta, vectors = read_vectors(run / "embeddings.parquet")
-    row = int(np.flatnonzero(meta["image_id"].to_numpy() == image_id)[0])
-    gallery = np.flatnonzero(meta["split"].isin(splits).to_numpy())
-    where = np.flatnonzero(gallery == row)
-    idx, _ = nearest(vectors[row][None], vectors[gallery], k, exclude=np.array([where[0] if len(where) else -1]))
-    return meta["image_id"].to_numpy()[gallery[idx[0]]].tolist()
+    from skinsim.search import SearchIndex
+
+    return SearchIndex.from_run(run, search_space=splits).query_id(image_id, k)["image_id"].tolist()
 
 
 def summarise(name: str, values: list[float], target: float | None) -> str:

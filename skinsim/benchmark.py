@@ -22,7 +22,6 @@ from skinsim import runs
 from skinsim.config import preset
 from skinsim.data import load_dataset, resolve_data_dir
 from skinsim.data.images import decode_all
-from skinsim.embed import embed_batches
 from skinsim.evaluate import retrieval_report
 from skinsim.model import Embedder
 from skinsim.splits import make_split
@@ -45,8 +44,8 @@ def frozen_vectors(data_dir: Path, paths: list[str], size: tuple[int, int] = (15
     images = decode_all(data_dir, paths, size)
     feats = []
     with torch.no_grad():
-        for i in range(0, len(images), 64):
-            feats.append(model.trunk(normalise(images[i:i + 64], model.mean, model.std), len(model.stages)))
+        for i in range(0, len(images), 32):
+            feats.append(model.trunk(normalise(images[i:i + 32], model.mean, model.std), len(model.stages)))
     x = torch.cat(feats).numpy()
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
@@ -102,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m skinsim.benchmark", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir")
-    parser.add_argument("--seed-steps", type=int, default=60,
+    parser.add_argument("--seed-steps", type=int, default=30,
                         help="batches of 32 triplets the shortened seed recipe trains for (0: the full 12 epochs)")
     parser.add_argument("--skip-trained", action="store_true", help="only the rows that need no training")
     parser.add_argument("--retrain", action="store_true", help="train the bench-* runs again even if they exist")

@@ -67,6 +67,27 @@ def resolve_run(run: str | Path | None, root: Path | None = None) -> Path:
     raise FileNotFoundError(f"{run} is not a complete run folder (looked in . and {root})")
 
 
+def data_folders(config: dict[str, Any]) -> list[Path]:
+    """Existing folders that may hold a run's images, in the order tried.
+
+    `SKINSIM_DATA` first (an explicit choice wins), then the folder the run was trained on (relative paths
+    are taken from the repository root), then `data/ham10000`.
+    """
+    candidates = []
+    if os.environ.get("SKINSIM_DATA"):
+        candidates.append(Path(os.environ["SKINSIM_DATA"]).expanduser())
+    configured = (config.get("meta") or {}).get("data_dir") or config.get("data_dir")
+    if configured:
+        path = Path(configured).expanduser()
+        candidates.append(path if path.is_absolute() else REPO_ROOT / path)
+    candidates.append(REPO_ROOT / "data" / "ham10000")
+    found: list[Path] = []
+    for path in candidates:
+        if path not in found and path.is_dir():
+            found.append(path)
+    return found
+
+
 def read_json(path: Path) -> dict[str, Any]:
     """Read a JSON file."""
     return json.loads(Path(path).read_text())

@@ -6,7 +6,6 @@
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,7 @@ from skinsim.data.images import parse_size, to_array
 from skinsim.embed import embed_batches, pick_device
 from skinsim.model import Embedder
 from skinsim.neighbours import nearest
-from skinsim.runs import Run, load_run
+from skinsim.runs import Run, data_folders, load_run
 from skinsim.transforms import normalise
 
 
@@ -34,11 +33,9 @@ def load_model(run: Run, device: str = "cpu") -> Embedder:
 
 
 def run_data_dir(run: Run) -> Path | None:
-    """Where the run's images are: `SKINSIM_DATA` when set, else the folder the run was trained on."""
-    for candidate in (os.environ.get("SKINSIM_DATA"), run.config.get("meta", {}).get("data_dir")):
-        if candidate and Path(candidate).is_dir():
-            return Path(candidate)
-    return None
+    """Where the run's images are (see `skinsim.runs.data_folders`), or None."""
+    folders = data_folders(run.config)
+    return folders[0] if folders else None
 
 
 class SearchIndex:

@@ -286,7 +286,7 @@ def train(cfg: TrainConfig, final: Path, resume: bool = False) -> Path:
         wb.finish()
     path = writer.commit()
     print(summary(report))
-    print(f"time: " + ", ".join(f"{k} {v:.0f} s" for k, v in clock.items()))
+    print("time: " + ", ".join(f"{k} {v:.0f} s" for k, v in clock.items()))
     print(f"run written to {path}")
     return path
 

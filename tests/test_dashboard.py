@@ -15,7 +15,7 @@ from PIL import Image  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 import dashboard_helpers as helpers  # noqa: E402
-from skinsim.neighbours import nearest  # noqa: E402
+from skinsim.bench_dashboard import expected_neighbours  # noqa: E402
 from skinsim.runs import is_run, list_runs, read_vectors  # noqa: E402
 
 ENTRY = str(helpers.REPO / "dashboard" / "Home.py")
@@ -46,16 +46,6 @@ def assert_clean(at: AppTest, title: str) -> None:
     """The page rendered its title and raised nothing."""
     assert not at.exception, [e.value for e in at.exception]
     assert [t.value for t in at.title][:1] == [title]
-
-
-def expected_neighbours(run: Path, image_id: str, k: int, splits: tuple[str, ...] = ("test",)) -> list[str]:
-    """The k nearest ids to a stored image in the search space, straight from skinsim.neighbours."""
-    meta, vectors = read_vectors(run / "embeddings.parquet")
-    row = int(np.flatnonzero(meta["image_id"].to_numpy() == image_id)[0])
-    gallery = np.flatnonzero(meta["split"].isin(splits).to_numpy())
-    where = np.flatnonzero(gallery == row)
-    idx, _ = nearest(vectors[row][None], vectors[gallery], k, exclude=np.array([where[0] if len(where) else -1]))
-    return meta["image_id"].to_numpy()[gallery[idx[0]]].tolist()
 
 
 def neighbour_ids(at: AppTest) -> list[str]:

@@ -1,5 +1,4 @@
 """Reading and checking a HAM10000 folder: each problem is one clear message naming file and ids."""
-import os
 import shutil
 from pathlib import Path
 

@@ -166,9 +166,11 @@ def load_run(run: str | Path | None = None, root: Path | None = None) -> Run:
 class RunWriter:
     """Writes a run into a hidden work folder and renames it into place when `commit()` is called."""
 
-    def __init__(self, final: Path):
+    def __init__(self, final: Path, resume: bool = False):
         self.final = Path(final)
         self.work = self.final.parent / f".{self.final.name}.partial"
+        if not resume and self.work.exists():
+            shutil.rmtree(self.work)  # leftovers of an abandoned run must not leak into a new one
         self.work.mkdir(parents=True, exist_ok=True)
 
     def commit(self, update_latest: bool = True) -> Path:

@@ -121,7 +121,7 @@ def train(cfg: TrainConfig, final: Path, resume: bool = False) -> Path:
     """Run the whole pipeline for one config and return the finished run folder."""
     clock: dict[str, float] = {}
     tick = time.perf_counter()
-    writer = runs.RunWriter(final)
+    writer = runs.RunWriter(final, resume=resume)
     work = writer.work
     state_path = work / "train_state.pt"
     torch.manual_seed(cfg.seed)
@@ -137,7 +137,7 @@ def train(cfg: TrainConfig, final: Path, resume: bool = False) -> Path:
     else:
         table["split"] = make_split(table, cfg.split, cfg.seed)
     table[["image_id", "lesion_id", "dx", "split"]].to_parquet(work / "split.parquet", index=False)
-    if not state_path.is_file():
+    if not resume:
         runs.write_json(work / "config.json", {**cfg.to_dict(), "meta": {"complete": False}})
     size = parse_size(cfg.image_size)
     images = decode_all(data_dir, list(table["path"]), size, workers=cfg.workers)

@@ -135,3 +135,21 @@ def test_lite0_weights_checked_and_loaded():
     with pytest.raises(WeightsError, match="sha256"):
         load_lite0_state(lite0_weights_path(), expected_sha256="0" * 64)
     assert len(LITE0_SHA256) == 64
+
+
+def test_wandb_without_the_extra_says_how_to_get_it(monkeypatch):
+    import builtins
+
+    import skinsim.train as T
+
+    real_import = builtins.__import__
+
+    def no_wandb(name, *args, **kwargs):
+        if name == "wandb":
+            raise ImportError("no wandb")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_wandb)
+    with pytest.raises(SystemExit, match=r"skinsim\[wandb\]"):
+        T.start_wandb(TrainConfig(wandb=True), "x")
+    assert T.start_wandb(TrainConfig(wandb=False), "x") is None

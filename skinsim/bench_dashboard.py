@@ -174,8 +174,9 @@ def map_points(page: Any) -> np.ndarray:
     return np.asarray(page.evaluate(POINTS_JS), dtype=float)
 
 
-def isolated_points(points: np.ndarray, count: int, min_gap_px: float = 6.0) -> list[int]:
-    """Indices of points far from any other point on screen, so a click hits that point and no other."""
+def isolated_points(points: np.ndarray, count: int, min_gap_px: float = 3.0) -> list[int]:
+    """Indices of the points farthest from any other on screen (at least `min_gap_px`), most isolated first,
+    so a click hits that point and no other."""
     xy = points[:, 1:]
     gaps = np.empty(len(xy))
     for start in range(0, len(xy), 1024):

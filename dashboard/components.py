@@ -40,6 +40,15 @@ def current_run() -> Path | None:
     return path if data.is_complete_run(path) else None
 
 
+def page_run(title: str) -> Path | None:
+    """Title a page and return the chosen run, or explain how to make one and return None."""
+    st.title(title)
+    run = current_run()
+    if run is None:
+        no_run_notice()
+    return run
+
+
 def no_run_notice() -> None:
     """Explain how to make the first run."""
     st.info(f"There is no run under `{data.runs_dir()}` yet. Make one with:")

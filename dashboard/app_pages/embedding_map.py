@@ -119,10 +119,8 @@ def _selection_grid(run: Path, table: pd.DataFrame, ids: list[str]) -> None:
 
 def main() -> None:
     """Render the embedding map page."""
-    st.title("Embedding map")
-    run = components.current_run()
+    run = components.page_run("Embedding map")
     if run is None:
-        components.no_run_notice()
         return
     table = data.map_table(run)
     if table is None:

@@ -74,10 +74,8 @@ def _results(run: Path, table: pd.DataFrame, splits: tuple[str, ...]) -> None:
 
 def main() -> None:
     """Render the query viewer page."""
-    st.title("Query viewer")
-    run = components.current_run()
+    run = components.page_run("Query viewer")
     if run is None:
-        components.no_run_notice()
         return
     meta, _ = data.embeddings(run)
     top = st.columns([2, 2, 2])

@@ -24,10 +24,8 @@ def _overall_table(results: dict[str, data.Retrieval]) -> pd.DataFrame:
 
 def main() -> None:
     """Render the retrieval accuracy page."""
-    st.title("Retrieval accuracy")
-    run = components.current_run()
+    run = components.page_run("Retrieval accuracy")
     if run is None:
-        components.no_run_notice()
         return
     others = [p for p in data.available_runs() if p != run]
     left, right = st.columns([2, 2])

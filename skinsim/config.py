@@ -19,7 +19,7 @@ class TrainConfig:
     pretrained: str = "imagenet"     # imagenet | none
     em: int = 128
     freeze: int = 4                  # leading backbone stages kept frozen; their outputs are computed once
-    cache_views: int = 3             # augmented views of each training image pushed through the frozen stages
+    cache_views: int = 3             # views of each training image cached: the plain one + (cache_views - 1) augmented
     # triplets
     mining: str = "semi-hard"        # random | batch-hard | semi-hard
     loss_margin: float = 0.2

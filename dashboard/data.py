@@ -16,7 +16,7 @@ import streamlit as st
 
 from dashboard import figures, images
 from skinsim import metrics as M
-from skinsim.neighbours import nearest
+from skinsim.neighbours import nearest, nearest_to_row
 from skinsim.runs import data_folders, is_run, latest_run, list_runs, load_run, runs_dir
 
 DEMO_RUN = "demo"
@@ -135,12 +135,8 @@ def _neighbours(run: str, version: float, image_id: str, k: int, splits: tuple[s
     hits = np.nonzero(meta["image_id"].to_numpy() == image_id)[0]
     if len(hits) == 0:
         return pd.DataFrame(columns=NEIGHBOUR_COLUMNS)
-    row = int(hits[0])
-    gallery = _search_rows(meta, splits)
-    inside = np.nonzero(gallery == row)[0]
-    exclude = np.array([inside[0] if len(inside) else -1])
-    idx, dist = nearest(vectors[row][None], vectors[gallery], k, exclude=exclude)
-    return neighbour_table(meta, gallery[idx[0]], dist[0])
+    found, dist = nearest_to_row(vectors, int(hits[0]), _search_rows(meta, splits), k)
+    return neighbour_table(meta, found, dist)
 
 
 def neighbour_table(meta: pd.DataFrame, rows: np.ndarray, distances: np.ndarray) -> pd.DataFrame:

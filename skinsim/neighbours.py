@@ -39,3 +39,11 @@ def nearest(
         out_idx[start:start + chunk] = np.take_along_axis(part, order, 1)
         out_dist[start:start + chunk] = np.sqrt(np.maximum(np.take_along_axis(part_d, order, 1), 0.0))
     return out_idx, out_dist
+
+
+def nearest_to_row(vectors: np.ndarray, row: int, gallery_rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k rows of `gallery_rows` nearest to `vectors[row]`, never `row` itself, and their distances."""
+    inside = np.flatnonzero(gallery_rows == row)
+    exclude = np.array([inside[0] if len(inside) else -1])
+    idx, dist = nearest(vectors[row][None], vectors[gallery_rows], k, exclude=exclude)
+    return gallery_rows[idx[0]], dist[0]

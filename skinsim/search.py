@@ -18,7 +18,7 @@ from skinsim.config import TrainConfig
 from skinsim.data.images import parse_size, to_array
 from skinsim.embed import embed_batches, pick_device
 from skinsim.model import Embedder
-from skinsim.neighbours import nearest
+from skinsim.neighbours import nearest, nearest_to_row
 from skinsim.runs import Run, data_folders, load_run
 from skinsim.transforms import normalise
 
@@ -38,6 +38,14 @@ def run_data_dir(run: Run) -> Path | None:
     return folders[0] if folders else None
 
 
+def ranked(found: pd.DataFrame, distances: np.ndarray) -> pd.DataFrame:
+    """Neighbour rows with their rank and distance in front."""
+    found = found.reset_index(drop=True)
+    found.insert(0, "distance", distances)
+    found.insert(0, "rank", np.arange(1, len(found) + 1))
+    return found
+
+
 class SearchIndex:
     """Exact nearest-neighbour search over one run's stored embeddings."""
 
@@ -45,9 +53,9 @@ class SearchIndex:
         self.run = run
         self.config = TrainConfig.from_dict(run.config)
         self.table, self.vectors = run.embeddings()
-        rows = self.table["split"].isin(search_space).to_numpy()
-        self.search_table = self.table[rows].reset_index(drop=True)
-        self.search_vectors = self.vectors[rows]
+        self.search_rows = np.flatnonzero(self.table["split"].isin(search_space).to_numpy())
+        self.search_table = self.table.iloc[self.search_rows].reset_index(drop=True)
+        self.search_vectors = self.vectors[self.search_rows]
         self.search_space = tuple(search_space)
         self.device = device
         self.data_dir = run_data_dir(run)
@@ -87,21 +95,10 @@ class SearchIndex:
             return embed_batches(model, len(batch), get, self.config.freeze, self.config.tta,
                                  device=next(model.parameters()).device)
 
-    def neighbours(self, vectors: np.ndarray, k: int = 10, exclude_ids: list[str | None] | None = None
-                   ) -> list[pd.DataFrame]:
+    def neighbours(self, vectors: np.ndarray, k: int = 10) -> list[pd.DataFrame]:
         """For each vector, a table of its k nearest images in the search space."""
-        exclude = None
-        if exclude_ids is not None:
-            where = {v: i for i, v in enumerate(self.search_table["image_id"])}
-            exclude = np.array([where.get(i, -1) if i else -1 for i in exclude_ids])
-        idx, dist = nearest(np.atleast_2d(vectors), self.search_vectors, k, exclude=exclude)
-        out = []
-        for row_idx, row_dist in zip(idx, dist):
-            found = self.search_table.iloc[row_idx].copy()
-            found.insert(0, "distance", row_dist)
-            found.insert(0, "rank", np.arange(1, len(row_idx) + 1))
-            out.append(found.reset_index(drop=True))
-        return out
+        idx, dist = nearest(np.atleast_2d(vectors), self.search_vectors, k)
+        return [ranked(self.table.iloc[self.search_rows[i]], d) for i, d in zip(idx, dist)]
 
     def query_image(self, image: str | Path | Image.Image, k: int = 10) -> pd.DataFrame:
         """The k nearest lesions in the search space to an image file or PIL image."""
@@ -112,4 +109,5 @@ class SearchIndex:
         rows = np.flatnonzero(self.table["image_id"].to_numpy() == image_id)
         if len(rows) == 0:
             raise KeyError(f"{image_id} is not in run {self.run.name}")
-        return self.neighbours(self.vectors[rows[:1]], k, exclude_ids=[image_id])[0]
+        found, dist = nearest_to_row(self.vectors, int(rows[0]), self.search_rows, k)
+        return ranked(self.table.iloc[found], dist)

@@ -1,4 +1,4 @@
-"""Checking an uploaded file before it reaches the model: size, format, integrity and pixel count."""
+"""Checking an uploaded file before it reaches the model: size, format, integrity and pixel dimensions."""
 from __future__ import annotations
 
 import io
@@ -9,6 +9,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # matches server.maxUploadSize in .streamlit/config.toml
 # far above any dermatoscope (HAM10000 originals are 0.27 MP) yet small enough to decode safely
 MAX_PIXELS = 40_000_000
+# below this on the shorter side a lesion is a few pixels across: nothing to compare (HAM10000 images are 600x450,
+# its resized copies 200x150), so such an upload is refused rather than stretched and searched
+MIN_SIDE = 24
 ALLOWED_FORMATS = {"JPEG": "JPEG", "PNG": "PNG"}
 UPLOAD_TYPES = ["jpg", "jpeg", "png"]
 
@@ -39,9 +42,12 @@ def read_upload(data: bytes, name: str = "upload") -> Image.Image:
         if img.format not in ALLOWED_FORMATS:
             raise UploadError(f"{name} is a {img.format} file; upload a JPEG or PNG image.")
         width, height = img.size
-        if width * height > MAX_PIXELS or width < 1 or height < 1:
+        if width * height > MAX_PIXELS:
             raise UploadError(f"{name} is {width}x{height} pixels; images up to {MAX_PIXELS / 1e6:.0f} megapixels "
                               "are accepted (a dermatoscopic image is far smaller).")
+        if min(width, height) < MIN_SIDE:
+            raise UploadError(f"{name} is {width}x{height} pixels, too small to show a lesion; images need at least "
+                              f"{MIN_SIDE} pixels on the shorter side (HAM10000 images are 600x450).")
         try:
             img.load()
         except (OSError, SyntaxError, ValueError) as exc:

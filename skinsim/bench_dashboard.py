@@ -4,8 +4,9 @@ map to the neighbour panel.
     python -m skinsim.bench_dashboard [--run data/runs/demo] [--loads 5] [--clicks 8]
 
 Without --run it uses data/runs/demo, else the newest run under data/runs, else a synthetic 10,015-image run (the
-real HAM10000 ids and images when ../shared/ham10000 exists) made in a temporary folder. The browser is Debian's chromium driven by Playwright.
-The helpers here (server, browser, clicking a map point) are shared with tests/test_browser_dashboard.py.
+real HAM10000 ids and images when ../shared/ham10000 exists) made in a temporary folder. The browser is Debian's
+chromium driven by Playwright. The helpers here (server, browser, clicking a map point) are shared with
+tests/test_browser_dashboard.py.
 """
 from __future__ import annotations
 
@@ -289,7 +290,8 @@ def bench_run(run: Path, loads: int, clicks: int) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m skinsim.bench_dashboard", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path,
                         help="run folder (default: data/runs/demo, else the newest local run, else a synthetic one)")
     parser.add_argument("--loads", type=int, default=5, help="page loads timed for the first map")

@@ -256,6 +256,13 @@ def jpeg(size: tuple[int, int] = (200, 150), colour: tuple[int, int, int] = (140
     return out.getvalue()
 
 
+def png(size: tuple[int, int], colour: tuple[int, int, int] = (140, 90, 80)) -> bytes:
+    """A valid PNG."""
+    out = io.BytesIO()
+    Image.new("RGB", size, colour).save(out, format="PNG")
+    return out.getvalue()
+
+
 def bomb_png() -> bytes:
     """A tiny PNG that declares 20,000 x 20,000 pixels."""
     out = io.BytesIO()
@@ -268,6 +275,8 @@ BAD_UPLOADS = {
     "truncated.jpg": jpeg()[:400],
     "bomb.png": bomb_png(),
     "empty.png": b"",
+    "one_pixel.jpg": jpeg((1, 1)),
+    "sliver.jpg": jpeg((20, 400)),
 }
 
 
@@ -277,6 +286,26 @@ def test_read_upload_refuses_bad_files(name: str) -> None:
 
     with pytest.raises(UploadError):
         read_upload(BAD_UPLOADS[name], name)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (20, 400), (400, 20), (23, 23)])
+def test_read_upload_refuses_images_too_small_to_show_a_lesion(size: tuple[int, int]) -> None:
+    from dashboard.uploads import MIN_SIDE, UploadError, read_upload
+
+    assert MIN_SIDE == 24
+    for content in (jpeg(size), png(size)):
+        with pytest.raises(UploadError, match=rf"{size[0]}x{size[1]} pixels.*at least {MIN_SIDE} pixels on the "
+                                              "shorter side"):
+            read_upload(content, "tiny")
+
+
+@pytest.mark.parametrize("size", [(4032, 3024), (3024, 4032), (1000, 250), (250, 1000), (600, 450), (150, 200),
+                                  (24, 24), (24, 2000)])
+def test_read_upload_accepts_photos_of_any_aspect_ratio(size: tuple[int, int]) -> None:
+    from dashboard.uploads import read_upload
+
+    img = read_upload(jpeg(size), "photo.jpg")
+    assert img.size == size and img.mode == "RGB"
 
 
 def test_read_upload_refuses_other_formats_and_oversized_files(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -310,13 +339,17 @@ def upload_page(runs: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
 
 def test_bad_uploads_are_refused_and_the_app_keeps_running(runs_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     at = upload_page(runs_root, monkeypatch)
+    assert "at least 24 pixels on the shorter side" in at.file_uploader(key="query_upload").help
     for name, content in BAD_UPLOADS.items():
         if not content:
             continue  # the browser never sends an empty upload
         at.file_uploader(key="query_upload").set_value((name, content, "image/jpeg")).run()
         assert not at.exception, [e.value for e in at.exception]
-        assert any(e.value.startswith("Upload refused") for e in at.error), name
+        errors = [e.value for e in at.error]
+        assert len(errors) == 1 and errors[0].startswith(f"Upload refused: {name} "), (name, errors)
         assert not neighbour_ids(at)
+        if name in ("one_pixel.jpg", "sliver.jpg"):
+            assert "at least 24 pixels on the shorter side" in errors[0]
     at.radio(key="query_mode").set_value("Validation image").run()
     assert_clean(at, "Query viewer")
     assert neighbour_ids(at)

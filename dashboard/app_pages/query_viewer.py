@@ -38,8 +38,9 @@ def _validation_query(run: Path, meta: pd.DataFrame) -> pd.Series | None:
 
 def _upload_query(run: Path, k: int, splits: tuple[str, ...]) -> pd.DataFrame | None:
     upload = st.file_uploader("JPEG or PNG image", type=uploads.UPLOAD_TYPES, key="query_upload",
-                              help=f"Up to {uploads.MAX_UPLOAD_BYTES // 2**20} MB. The image is embedded with the "
-                                   "run's checkpoint; it is not stored.")
+                              help=f"Up to {uploads.MAX_UPLOAD_BYTES // 2**20} MB, at least {uploads.MIN_SIDE} "
+                                   "pixels on the shorter side. The image is embedded with the run's checkpoint; it "
+                                   "is not stored.")
     if upload is None:
         return None
     try:

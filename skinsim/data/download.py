@@ -269,10 +269,19 @@ def download(dest: Path, source: str = "dataverse", base_url: str | None = None,
     return True
 
 
+HELP = "download HAM10000 and unpack it into the official layout"
+DESCRIPTION = ("Download HAM10000 (images and metadata), check it and unpack it into the official layout. "
+               "Interrupted downloads resume where they stopped.")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m skinsim.data download", description=(
-        "Download HAM10000 (images and metadata), check it and unpack it into the official layout. "
-        "Interrupted downloads resume where they stopped."))
+    parser = argparse.ArgumentParser(prog="python -m skinsim.data download", description=DESCRIPTION)
+    add_arguments(parser)
+    return parser
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The download flags, on `parser`: this module's own parser and `python -m skinsim.data`'s subcommand."""
     parser.add_argument("--dest", type=Path, help="folder to fill (default: data/ham10000 in the repository)")
     parser.add_argument("--source", choices=list(BASE_URLS), default="dataverse",
                         help="dataverse: the official Harvard Dataverse record (default); isic2018: the ISIC 2018 "
@@ -282,13 +291,16 @@ def _parser() -> argparse.ArgumentParser:
                         f"the same paths (default: {defaults})")
     parser.add_argument("--keep-archives", action="store_true", help="keep the downloaded archives after unpacking")
     parser.add_argument("--force", action="store_true", help="download again even if the dataset is complete")
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point; returns the exit code (2 when the server cannot be reached)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = _parser().parse_args(argv[1:] if argv[:1] == ["download"] else argv)
+    return run(_parser().parse_args(argv[1:] if argv[:1] == ["download"] else argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Carry out a parsed download command line (see `add_arguments`); returns the exit code."""
     dest = (args.dest or default_dest()).expanduser()
     try:
         if not download(dest, args.source, args.base_url, args.keep_archives, args.force):

@@ -180,7 +180,7 @@ def confusion_heatmap(confusion: pd.DataFrame, title: str) -> go.Figure:
 
 
 def training_curves(curves: pd.DataFrame) -> go.Figure:
-    """One small panel per curve column (loss, active triplets, validation P@1, ...) against epoch."""
+    """One small panel per curve column (loss, triplets violating the margin, validation P@1, ...) against epoch."""
     columns = [c for c in curves.columns if c not in ("epoch", "time_s") and pd.api.types.is_numeric_dtype(curves[c])]
     fig = make_subplots(rows=1, cols=max(1, len(columns)), subplot_titles=columns)
     for i, column in enumerate(columns, start=1):

@@ -6,6 +6,10 @@ Rows: always-nv, random retrieval, raw-pixel kNN, frozen ImageNet EfficientNet-L
 project's recipe (`--preset seed`, shortened to `--seed-steps` batches unless --seed-steps 0), and the default
 recipe. Trained rows reuse finished runs named bench-<method>-<protocol> under data/runs (or train them).
 Queries are the validation split, the search space the test split, for both protocols.
+
+A second table trains the default recipe with each of `--train-seeds` on the same lesion split and reports
+their mean, standard deviation and range: runs are deterministic for one seed, so this is the noise a change
+of recipe has to beat.
 """
 from __future__ import annotations
 
@@ -53,8 +57,9 @@ def frozen_vectors(data_dir: Path, paths: list[str], size: tuple[int, int] = (15
 def row(method: str, protocol: str, report: dict, seconds: float | None, note: str = "") -> dict:
     """One table row from a retrieval report."""
     o = report["overall"]
+    mel = (report.get("per_class", {}).get("mel") or {}).get("p_at_1")
     return {"method": method, "protocol": protocol, "P@1": o["p_at_1"], "macro P@1": o["macro_p_at_1"],
-            "MAP@R": o["map_at_r"], "kNN bal. acc": o["knn_balanced_accuracy"],
+            "mel P@1": mel, "MAP@R": o["map_at_r"], "kNN bal. acc": o["knn_balanced_accuracy"],
             "P@1 (search +train)": report.get("with_train", {}).get("overall", {}).get("p_at_1"),
             "train+embed s": seconds, "note": note}
 
@@ -62,14 +67,16 @@ def row(method: str, protocol: str, report: dict, seconds: float | None, note: s
 def baseline_row(method: str, protocol: str, report: dict) -> dict:
     """A row for always-nv or random retrieval, from a report's baselines block."""
     b = report["baselines"][method.replace("-", "_")]
+    mel = 0.0 if method == "always-nv" else None
     return {"method": method, "protocol": protocol, "P@1": b["p_at_1"], "macro P@1": b["macro_p_at_1"],
-            "MAP@R": b.get("map_at_r"), "kNN bal. acc": b.get("knn_balanced_accuracy"),
+            "mel P@1": mel, "MAP@R": b.get("map_at_r"), "kNN bal. acc": b.get("knn_balanced_accuracy"),
             "P@1 (search +train)": None, "train+embed s": 0.0, "note": "expected value" if method == "random" else ""}
 
 
-def trained_row(method: str, protocol: str, data_dir: Path, overrides: dict, note: str, force: bool) -> dict:
-    """Reuse or train the run bench-<method>-<protocol> and report its stored metrics and times."""
-    folder = runs.runs_dir() / f"bench-{method}-{protocol}"
+def trained_row(method: str, protocol: str, data_dir: Path, overrides: dict, note: str, force: bool,
+                name: str | None = None) -> dict:
+    """Reuse or train the run `name` (default bench-<method>-<protocol>) and report its stored metrics and times."""
+    folder = runs.runs_dir() / (name or f"bench-{method}-{protocol}")
     if force or not runs.is_run(folder):
         from skinsim.train import train
 
@@ -81,6 +88,28 @@ def trained_row(method: str, protocol: str, data_dir: Path, overrides: dict, not
     return row(method, protocol, run.metrics, seconds, note)
 
 
+def spread_rows(data_dir: Path, seeds: list[int], force: bool) -> list[dict]:
+    """The default recipe trained with each seed on the same lesion split (split seed 42), then mean and spread.
+
+    Runs are deterministic for a seed, so the spread is what a change of recipe must beat to count.
+    """
+    rows = []
+    for seed in seeds:
+        over = {"seed": seed, "split_seed": 42}
+        rows.append(trained_row(f"default seed {seed}", "lesion", data_dir, over, "", force,
+                                name=f"bench-default-lesion-seed{seed}"))
+        print(format_table(rows[-1:]), flush=True)
+    table = pd.DataFrame(rows)
+    numeric = [c for c in table.columns if c not in ("method", "protocol", "note")]
+    mean = table[numeric].astype(float).mean()
+    sd = table[numeric].astype(float).std(ddof=1) if len(rows) > 1 else mean * np.nan
+    spread = table[numeric].astype(float).max() - table[numeric].astype(float).min()
+    for label, values in (("mean", mean), ("sd", sd), ("max - min", spread)):
+        rows.append({"method": f"default, {label} of {len(seeds)} seeds", "protocol": "lesion",
+                     **values.to_dict(), "note": ""})
+    return rows
+
+
 def format_table(rows: list[dict]) -> str:
     """A Markdown table."""
     table = pd.DataFrame(rows)
@@ -90,7 +119,7 @@ def format_table(rows: list[dict]) -> str:
         if v is None or (isinstance(v, float) and np.isnan(v)):
             return ""
         if isinstance(v, float):
-            return f"{v:.0f}" if v > 1.5 else f"{v:.3f}"
+            return f"{v:.0f}" if abs(v) > 1.5 else f"{v:.3f}"
         return str(v)
 
     return head + "\n".join("| " + " | ".join(cell(v) for v in r) + " |" for r in table.itertuples(index=False))
@@ -100,13 +129,21 @@ def main(argv: list[str] | None = None) -> int:
     """CLI."""
     parser = argparse.ArgumentParser(prog="python -m skinsim.benchmark", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir")
+    parser.add_argument("--data-dir", help="HAM10000 folder (default: $SKINSIM_DATA, else data/ham10000)")
     parser.add_argument("--seed-steps", type=int, default=30,
                         help="batches of 32 triplets the shortened seed recipe trains for (0: the full 12 epochs)")
     parser.add_argument("--skip-trained", action="store_true", help="only the rows that need no training")
+    parser.add_argument("--train-seeds", default="42,43,44",
+                        help="seeds of the default recipe's spread table (same split, seed 42); '' skips it")
+    parser.add_argument("--only-spread", action="store_true", help="only the spread table over --train-seeds")
     parser.add_argument("--retrain", action="store_true", help="train the bench-* runs again even if they exist")
     args = parser.parse_args(argv)
     data_dir = resolve_data_dir(args.data_dir)
+    seeds = [int(s) for s in args.train_seeds.split(",") if s.strip()]
+    if args.only_spread:
+        print("\nthe default recipe over training seeds (lesion split, split seed 42)\n")
+        print(format_table(spread_rows(data_dir, seeds, args.retrain)))
+        return 0
     table = load_dataset(data_dir, check_images=False)
     paths = list(table["path"])
     rows: list[dict] = []
@@ -133,14 +170,17 @@ def main(argv: list[str] | None = None) -> int:
         seed_over = {"pretrained": "none", **({"max_steps": args.seed_steps, "epochs": 1} if args.seed_steps else {})}
         seed_note = (f"ResNet18 from scratch; 1 epoch of {args.seed_steps} batches" if args.seed_steps
                      else "ResNet18 from scratch; full 12 epochs")
-        plan = [("default", "lesion", {}, ""), ("default", "image", {}, ""),
-                ("seed", "image", seed_over, seed_note), ("seed", "lesion", seed_over, seed_note)]
-        for method, protocol, over, note in plan:
-            rows.append(trained_row(method, protocol, data_dir, over, note, args.retrain))
+        plan = [("default", "lesion", {}, "", "bench-default-lesion-seed42"), ("default", "image", {}, "", None),
+                ("seed", "image", seed_over, seed_note, None), ("seed", "lesion", seed_over, seed_note, None)]
+        for method, protocol, over, note, name in plan:
+            rows.append(trained_row(method, protocol, data_dir, over, note, args.retrain, name))
             print(format_table(rows[-1:]), flush=True)
 
     print("\nqueries: val, search space: test (seed 42)\n")
     print(format_table(sorted(rows, key=lambda r: (r["protocol"], str(r["method"])))))
+    if seeds and not args.skip_trained:
+        print("\nthe default recipe over training seeds (lesion split, split seed 42)\n")
+        print(format_table(spread_rows(data_dir, seeds, args.retrain)))
     return 0
 
 

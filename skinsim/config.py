@@ -12,7 +12,8 @@ class TrainConfig:
     # data and split
     data_dir: str | None = None
     split: str = "lesion"            # lesion (grouped by lesion_id) | image (the original project's)
-    seed: int = 42
+    seed: int = 42                   # fixes the whole run: split (unless split_seed), init, batches, augmentation
+    split_seed: int | None = None    # seed of the train/val/test split alone; None: the same as `seed`
     image_size: str = "150x200"      # height x width, or one number for a square
     # model
     backbone: str = "efficientnet_lite0"
@@ -41,6 +42,11 @@ class TrainConfig:
     device: str = "auto"
     workers: int = 2
     wandb: bool = False
+
+    @property
+    def split_rng(self) -> int:
+        """The seed the split is drawn with."""
+        return self.seed if self.split_seed is None else self.split_seed
 
     def to_dict(self) -> dict[str, Any]:
         """A plain dict for JSON."""

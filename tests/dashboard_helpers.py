@@ -110,7 +110,7 @@ def make_run(root: Path, name: str = "synthetic", n: int = 400, dim: int = 32, s
     meta[["image_id", "lesion_id", "dx", "split"]].to_parquet(run / "split.parquet", index=False)
     epochs = 5
     pd.DataFrame({"epoch": np.arange(1, epochs + 1), "train_loss": np.linspace(0.9, 0.3, epochs),
-                  "active_triplets": np.linspace(0.8, 0.2, epochs), "val_p_at_1": np.linspace(0.5, 0.7, epochs),
+                  "violating_triplets": np.linspace(0.8, 0.2, epochs), "val_p_at_1": np.linspace(0.5, 0.7, epochs),
                   "lr": np.full(epochs, 1e-3), "time_s": np.full(epochs, 1.0)}).to_csv(run / "curves.csv", index=False)
     write_json(run / "metrics.json", evaluate(meta, vectors, seed))
     config = TrainConfig(data_dir=str(data_dir), backbone="synthetic", pretrained="none", em=dim, epochs=epochs,

@@ -1,8 +1,10 @@
 """Triplet miners and the loss on batches small enough to check on paper."""
+import math
+
 import pytest
 import torch
 
-from skinsim.losses import active_fraction, triplet_loss
+from skinsim.losses import margin_violations, triplet_loss
 from skinsim.mining import batch_hard, distance_matrix, label_masks, sampled_triplets, semi_hard
 
 # four points on a line: 0 and 1 are class 0, 2 and 3 class 1 (2-D so rows are vectors)
@@ -54,8 +56,34 @@ def test_triplet_loss_by_hand():
     # (0,1,2): max(0, 1 - 1.5 + 1) = 0.5 ; (2,3,1): max(0, 2.5 - 0.5 + 1) = 3.0 ; mean 1.75
     loss = triplet_loss(EMB, triplets, margin=1.0)
     assert float(loss) == pytest.approx(1.75, abs=1e-4)
-    assert active_fraction(EMB, triplets, margin=1.0) == 1.0
-    assert active_fraction(EMB, triplets, margin=0.4) == 0.5
+
+
+def test_margin_violations_count_every_valid_triplet_of_the_batch():
+    # valid triplets (a, p, n): (0,1,2) (0,1,3) (1,0,2) (1,0,3) (2,3,0) (2,3,1) (3,2,0) (3,2,1)
+    # d(a,p) + margin > d(a,n)?  margin 1: 1+1>1.5 yes, 1+1>4 no, 1+1>0.5 yes, 1+1>3 no,
+    #   2.5+1>1.5 yes, 2.5+1>0.5 yes, 2.5+1>4 no, 2.5+1>3 yes -> 5 of 8
+    assert margin_violations(EMB, LABELS, margin=1.0) == pytest.approx(5 / 8)
+    # margin 0: only the triplets whose negative is nearer than the positive -> (1,0,2) (2,3,0) (2,3,1)
+    assert margin_violations(EMB, LABELS, margin=0.0) == pytest.approx(3 / 8)
+    # the semi-hard triplets mined at margin 1 are a subset that violates by construction: the old
+    # 'active share of mined triplets' was 1.0 whatever the batch looked like
+    assert margin_violations(EMB, LABELS, margin=10.0) == 1.0
+    assert math.isnan(margin_violations(EMB, torch.tensor([0, 0, 0, 0]), margin=1.0))  # no negative: no triplet
+
+
+def test_triplet_loss_backward_is_bitwise_repeatable_on_many_triplets():
+    """Thousands of triplets over few rows: the gradient must not depend on thread scheduling."""
+    g = torch.Generator().manual_seed(1)
+    base = torch.nn.functional.normalize(torch.randn(63, 128, generator=g), dim=1)
+    labels = torch.arange(63) // 9
+    grads = []
+    for _ in range(3):
+        emb = base.clone().requires_grad_(True)
+        triplets = semi_hard(emb, labels, 0.5)
+        assert len(triplets[0]) > 5000
+        triplet_loss(emb, triplets, 0.5).backward()
+        grads.append(emb.grad)
+    assert torch.equal(grads[0], grads[1]) and torch.equal(grads[0], grads[2])
 
 
 def test_triplet_loss_without_triplets_is_zero_and_differentiable():

@@ -3,9 +3,14 @@
     from skinsim.search import SearchIndex
     index = SearchIndex.from_run("data/runs/demo")
     index.query_image("my_lesion.jpg", k=10)      # DataFrame: rank, image_id, distance, dx, metadata...
+
+    python -m skinsim.search --run demo my_lesion.jpg          # the same from a shell
+    python -m skinsim.search --run demo --id ISIC_0024306 -k 5  # neighbours of a stored image
 """
 from __future__ import annotations
 
+import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -111,3 +116,49 @@ class SearchIndex:
             raise KeyError(f"{image_id} is not in run {self.run.name}")
         found, dist = nearest_to_row(self.vectors, int(rows[0]), self.search_rows, k)
         return ranked(self.table.iloc[found], dist)
+
+
+SHOWN = ["rank", "image_id", "distance", "dx", "lesion_id", "split", "dx_type", "age", "sex", "localization"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI: print the nearest lesions of image files, or of a stored image by id."""
+    parser = argparse.ArgumentParser(prog="python -m skinsim.search", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("images", nargs="*", metavar="IMAGE", help="JPEG or PNG files to search with")
+    parser.add_argument("--id", dest="image_ids", action="append", default=[], metavar="IMAGE_ID",
+                        help="an image of the run, by id (repeatable); its stored embedding, itself excluded")
+    parser.add_argument("--run", default="latest", help="run folder or name under data/runs (default: latest)")
+    parser.add_argument("-k", type=int, default=10, help="neighbours per query (default 10)")
+    parser.add_argument("--search-space", default="test",
+                        help="splits searched, comma-separated: test (default), test,train, train,val,test")
+    args = parser.parse_args(argv)
+    if not args.images and not args.image_ids:
+        parser.error("give at least one IMAGE or --id")
+    if args.k < 1:
+        parser.error("-k must be at least 1")
+    space = tuple(s.strip() for s in args.search_space.split(",") if s.strip())
+    if not space or set(space) - {"train", "val", "test"}:
+        parser.error(f"--search-space takes train, val and test, not {args.search_space!r}")
+    try:
+        index = SearchIndex.from_run(args.run, search_space=space)
+        queries = [(image_id, lambda i=image_id: index.query_id(i, args.k)) for image_id in args.image_ids]
+        for image in args.images:
+            if not Path(image).is_file():
+                raise FileNotFoundError(f"{image} does not exist")
+            queries.append((image, lambda i=image: index.query_image(i, args.k)))
+        for name, query in queries:
+            try:
+                found = query()
+            except (OSError, SyntaxError, ValueError) as exc:  # PIL's ways of failing on a damaged file
+                raise ValueError(f"{name} could not be read as an image ({exc})") from None
+            print(f"{name}: {len(found)} nearest in {'+'.join(space)} of run {index.run.name}")
+            print(found[[c for c in SHOWN if c in found.columns]].to_string(index=False, float_format="%.4f"))
+    except (FileNotFoundError, KeyError, ValueError) as exc:
+        print(f"error: {str(exc).strip(chr(39))}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

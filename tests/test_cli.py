@@ -12,9 +12,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 # module -> what its --help must list (flags, or subcommands with their one-line help)
 HELP = {
-    "skinsim.train": ["--preset", "--data-dir", "--out", "--resume", "--epochs", "--backbone", "--image-size"],
+    "skinsim.train": ["--preset", "--data-dir", "--out", "--resume", "--epochs", "--backbone", "--image-size",
+                      "--seed", "--split-seed"],
     "skinsim.evaluate": ["run"],
-    "skinsim.benchmark": ["--data-dir", "--seed-steps", "--skip-trained", "--retrain"],
+    "skinsim.benchmark": ["--data-dir", "--seed-steps", "--skip-trained", "--retrain", "--train-seeds",
+                          "--only-spread"],
+    "skinsim.search": ["IMAGE", "--id", "--run", "-k", "--search-space"],
     "skinsim.bench_dashboard": ["--run", "--loads", "--clicks"],
     "skinsim.data": ["download", "check", "download HAM10000", "check that a HAM10000 folder"],
     "skinsim.data.download": ["--dest", "--source", "--base-url", "--keep-archives", "--force"],

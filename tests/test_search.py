@@ -2,6 +2,7 @@
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from skinsim.neighbours import nearest
@@ -39,3 +40,36 @@ def test_search_space_with_train(tiny_run: Path):
     index = SearchIndex.from_run(tiny_run, search_space=("test", "train"))
     assert set(index.search_table["split"]) == {"test", "train"}
     assert index.data_dir is not None
+
+
+def test_search_cli_prints_neighbours_by_file_and_id(tiny_run: Path, synthetic_data: Path, capsys):
+    from skinsim.search import main
+
+    index = SearchIndex.from_run(tiny_run)
+    row = index.search_table.iloc[0]
+    assert main(["--run", str(tiny_run), str(synthetic_data / row["path"]), "-k", "3"]) == 0
+    out = capsys.readouterr().out
+    assert f"3 nearest in test of run {tiny_run.name}" in out and row["image_id"] in out
+    val_id = index.table.loc[index.table["split"] == "val", "image_id"].iloc[0]
+    assert main(["--run", str(tiny_run), "--id", val_id, "-k", "2", "--search-space", "test,train"]) == 0
+    out = capsys.readouterr().out
+    expected = index.__class__.from_run(tiny_run, ("test", "train")).query_id(val_id, 2)["image_id"]
+    assert all(i in out for i in expected)
+
+
+def test_search_cli_bad_input_says_why(tiny_run: Path, tmp_path: Path, capsys):
+    from skinsim.search import main
+
+    assert main(["--run", str(tiny_run), str(tmp_path / "missing.jpg")]) == 2
+    assert "missing.jpg does not exist" in capsys.readouterr().err
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    assert main(["--run", str(tiny_run), str(broken)]) == 2
+    assert "broken.jpg could not be read as an image" in capsys.readouterr().err
+    assert main(["--run", str(tiny_run), "--id", "ISIC_nope"]) == 2
+    assert "ISIC_nope is not in run" in capsys.readouterr().err
+    assert main(["--run", str(tmp_path / "no-run"), "--id", "x"]) == 2
+    assert "not a complete run folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["--run", str(tiny_run)])
+    assert exit_.value.code == 2 and "at least one IMAGE" in capsys.readouterr().err

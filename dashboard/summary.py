@@ -9,7 +9,7 @@ HEADLINE = [("p_at_1", "P@1"), ("p_at_5", "P@5"), ("p_at_10", "P@10"), ("map_at_
             ("macro_p_at_1", "macro P@1"), ("r_at_5", "recall@5"), ("knn_balanced_accuracy", "kNN balanced acc.")]
 # config keys (skinsim.config.TrainConfig) worth naming on the home page; the rest stay in the full-config expander
 TOPICS = {
-    "data": ("data_dir", "split", "seed", "image_size"),
+    "data": ("data_dir", "split", "seed", "split_seed", "image_size"),
     "model": ("backbone", "pretrained", "em", "freeze", "tta"),
     "training": ("mining", "loss_margin", "batch_size", "samples_per_class", "class_power", "optimizer", "lr",
                  "weight_decay", "scheduler", "gamma", "step_size", "epochs", "max_steps", "cache_views", "device"),

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from skinsim import metrics as M
+from skinsim.config import TrainConfig
 from skinsim.neighbours import nearest
 from skinsim.runs import load_run, write_json
 
@@ -149,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     table, vectors = run.embeddings()
-    report = evaluate(table, vectors, seed=int(run.config.get("seed", 42)))
+    report = evaluate(table, vectors, seed=TrainConfig.from_dict(run.config).split_rng)
     write_json(Path(run.path) / "metrics.json", report)
     print(f"{run.path}\n{summary(report)}")
     return 0

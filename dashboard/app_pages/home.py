@@ -40,7 +40,10 @@ def _about(info: data.RunInfo, meta: pd.DataFrame, dim: int) -> None:
         st.markdown(f"- {len(meta):,} images, {meta['lesion_id'].nunique():,} lesions, {meta['dx'].nunique()} "
                     f"diagnoses\n- folder: `{cfg_meta.get('data_dir', config.get('data_dir', 'unknown'))}`"
                     f"\n- made: {summary.created(config)}\n- embedding size: {dim}")
-        st.markdown(f"**Split protocol**: {summary.split_protocol(config)} (seed {config.get('seed', '?')}).")
+        split_seed = config.get("split_seed")
+        split_seed = config.get("seed", "?") if split_seed is None else split_seed
+        st.markdown(f"**Split protocol**: {summary.split_protocol(config)} (split seed {split_seed}, "
+                    f"training seed {config.get('seed', '?')}).")
         st.dataframe(summary.split_counts(meta))
     with middle:
         st.markdown("**Model**")

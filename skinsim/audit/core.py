@@ -1,0 +1,227 @@
+"""The audit of one run: read it, compute the three tables, write them and audit.json atomically beside it."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from skinsim.audit import duplicates, labels
+from skinsim.audit import outliers as outliers_module
+from skinsim.audit.duplicates import RULES, auto_threshold, find_duplicates
+from skinsim.audit.knn import lesion_codes, neighbours, unit_rows
+from skinsim.audit.labels import label_issues
+from skinsim.audit.outliers import outliers
+from skinsim.runs import Run, data_folders, load_run, write_json, write_vectors
+
+FORMAT_VERSION = 1
+FILES = {"duplicates": "audit_duplicates.parquet", "label_issues": "audit_label_issues.parquet",
+         "outliers": "audit_outliers.parquet"}
+SCHEMAS = {"duplicates": duplicates.SCHEMA, "label_issues": labels.SCHEMA, "outliers": outliers_module.SCHEMA}
+SUMMARY = "audit.json"
+METADATA_KEY = b"skinsim.audit"
+REQUIRED = ["image_id", "lesion_id", "split", "dx"]
+
+
+class AuditError(ValueError):
+    """Input the audit cannot work on; the message says what is wrong and the CLI exits with 2."""
+
+
+def open_run(run_path: str | Path) -> tuple[Run, pd.DataFrame, np.ndarray]:
+    """(run, metadata table, embeddings) of a run folder or name, or AuditError saying why not."""
+    path = Path(run_path)
+    if path.is_dir() and (path / "config.json").is_file() and not (path / "embeddings.parquet").is_file():
+        raise AuditError(f"{path} has no embeddings.parquet, which the audit reads (training writes it last; "
+                         "an unfinished run has none)")
+    if path.is_dir() and not (path / "config.json").is_file():
+        raise AuditError(f"{path} is not a run folder: it has no config.json")
+    try:
+        run = load_run(run_path)
+    except FileNotFoundError as err:
+        raise AuditError(str(err)) from None
+    except (OSError, ValueError) as err:  # json.JSONDecodeError is a ValueError
+        raise AuditError(f"cannot read the run {run_path}: {err}") from None
+    try:
+        table, vectors = run.embeddings()
+    except Exception as err:  # pyarrow raises several unrelated types for a damaged file
+        raise AuditError(f"cannot read {run.path / 'embeddings.parquet'}: {err}") from None
+    missing = [c for c in REQUIRED if c not in table.columns]
+    if missing:
+        raise AuditError(f"{run.path / 'embeddings.parquet'} lacks the columns {missing}")
+    if len(table) < 2:
+        raise AuditError(f"{run.path / 'embeddings.parquet'} holds {len(table)} images; the audit needs two")
+    if not np.isfinite(vectors).all():
+        raise AuditError(f"{run.path / 'embeddings.parquet'} holds non-finite numbers")
+    return run, table, vectors
+
+
+def _write_parquet_atomic(frame: pd.DataFrame, path: Path, schema: pa.Schema, meta: dict[str, Any]) -> None:
+    arrow = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+    arrow = arrow.replace_schema_metadata({**(arrow.schema.metadata or {}), METADATA_KEY: json.dumps(meta).encode()})
+    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
+    try:
+        pq.write_table(arrow, tmp)
+        os.replace(tmp, path)  # readers see the old table or the new one, never half of one
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _write_json_atomic(obj: Any, path: Path) -> None:
+    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
+    try:
+        write_json(tmp, obj)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def read_audit_table(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """An audit table and the metadata it was written with (format_version, table, audit_id, params)."""
+    arrow = pq.read_table(path)
+    meta = json.loads((arrow.schema.metadata or {}).get(METADATA_KEY, b"{}"))
+    return arrow.to_pandas(), meta
+
+
+def run_audit(run_path: str | Path, k: int = 10, dup_k: int = 10, dup_threshold: float | None = None,
+              phash_threshold: int = 4, smoothing: float = 0.1, images: bool = True,
+              data_dir: str | Path | None = None, block_bytes: int = 64 << 20, quiet: bool = False) -> dict[str, Any]:
+    """Audit a run: write audit_duplicates/label_issues/outliers.parquet and audit.json into it; return the summary.
+
+    `k` neighbours vote for labels and score outliers; `dup_k` nearest are duplicate candidates; `dup_threshold`
+    is the cosine distance for 'almost the same embedding' (None: `auto_threshold`). Images are looked for in
+    `data_dir`, else `skinsim.runs.data_folders`; `images=False` skips them. Existing run files are only read.
+    """
+    if min(k, dup_k) < 1 or phash_threshold < 0 or smoothing <= 0:
+        raise AuditError("k and dup_k must be at least 1, phash_threshold at least 0, smoothing above 0")
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise AuditError(f"the image folder {data_dir} does not exist")
+    t_start = time.perf_counter()
+    seconds: dict[str, float] = {}
+
+    def lap(name: str, since: float) -> float:
+        now = time.perf_counter()
+        seconds[name] = round(now - since, 3)
+        return now
+
+    run, table, raw = open_run(run_path)
+    table = table.reset_index(drop=True)
+    for col in REQUIRED + ["dx_type"]:
+        if col in table:  # the tables' schemas hold text ids, whatever type a run stored them as
+            table[col] = table[col].astype(object).where(table[col].isna(), table[col].astype(str))
+    vectors = unit_rows(raw)  # a copy: the run's own embeddings are never touched
+    t = lap("read", t_start)
+
+    lesions = lesion_codes(table["lesion_id"])
+    largest = int(np.bincount(lesions).max())
+    # enough neighbours that k of them come from other lesions without a second search, bounded for odd data
+    m = max(dup_k, k + min(largest - 1, 64))
+    nb = neighbours(vectors, lesions, k=k, m=m, block_bytes=block_bytes)
+    t = lap("knn", t)
+
+    hashes, folders = None, []
+    if images and "path" in table.columns:
+        from skinsim.audit.images import hash_images, locate_images
+
+        folders = [Path(data_dir)] if data_dir is not None else data_folders(run.config)
+        files = locate_images(table["path"], folders)
+        if any(f is not None for f in files):
+            hashes = hash_images(files)
+    t = lap("hash", t)
+
+    threshold = auto_threshold(nb) if dup_threshold is None else float(dup_threshold)
+    dups = find_duplicates(table, vectors, nb, hashes, threshold, phash_threshold, dup_k)
+    t = lap("duplicates", t)
+    issues = label_issues(table, nb, smoothing)
+    t = lap("label_issues", t)
+    outs = outliers(table, nb, k)
+    t = lap("outliers", t)
+
+    audit_id = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    params = {"k": k, "dup_k": dup_k, "dup_threshold": threshold, "dup_threshold_auto": dup_threshold is None,
+              "phash_threshold": phash_threshold, "smoothing": smoothing, "images": images}
+    for name, frame in (("duplicates", dups), ("label_issues", issues), ("outliers", outs)):
+        meta = {"format_version": FORMAT_VERSION, "table": name, "audit_id": audit_id, "run": run.name,
+                "params": params}
+        _write_parquet_atomic(frame, run.path / FILES[name], SCHEMAS[name], meta)
+    t = lap("write", t)
+    seconds["total"] = round(time.perf_counter() - t_start, 3)
+
+    summary = {
+        "format_version": FORMAT_VERSION, "audit_id": audit_id, "run": run.name,
+        "n_images": len(table), "dim": int(raw.shape[1]),
+        "has_checkpoint": (run.path / "checkpoint.safetensors").is_file(),
+        "params": params,
+        "images": {"folders": [str(f) for f in folders], "found": hashes.found if hashes else 0,
+                   "unreadable": hashes.unreadable if hashes else 0},
+        "counts": {
+            "duplicates": len(dups),
+            "duplicates_by_rule": {r: int((dups["rule"] == r).sum()) for r in RULES},
+            "duplicates_crossing_split": int(dups["crosses_split"].sum()),
+            "duplicates_other_lesion": int((~dups["same_lesion"]).sum()),
+            "duplicates_crossing_split_other_lesion": int((dups["crosses_split"] & ~dups["same_lesion"]).sum()),
+            "label_issues": int(issues["is_label_issue"].sum()),
+            "label_issues_histo": int((issues["is_label_issue"] & (issues["dx_type"] == "histo")).sum()),
+        },
+        "seconds": seconds,
+        "files": list(FILES.values()),
+    }
+    # written last: a summary whose audit_id matches the tables' says the three belong together
+    _write_json_atomic(summary, run.path / SUMMARY)
+    if not quiet:
+        print(format_summary(summary))
+    return summary
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """A few lines for the terminal: counts per rule, flagged labels and seconds."""
+    c, s, im = summary["counts"], summary["seconds"], summary["images"]
+    by_rule = ", ".join(f"{r} {n}" for r, n in c["duplicates_by_rule"].items())
+    return "\n".join([
+        f"audit of {summary['run']}: {summary['n_images']} images, {im['found']} image files found"
+        + (f" ({im['unreadable']} unreadable)" if im["unreadable"] else ""),
+        f"near-duplicate pairs: {c['duplicates']} ({by_rule}); {c['duplicates_crossing_split']} cross splits, "
+        f"{c['duplicates_crossing_split_other_lesion']} of them between different lesions; "
+        f"embedding threshold {summary['params']['dup_threshold']:.3g}",
+        f"label-issue candidates: {c['label_issues']} flagged by cleanlab ({c['label_issues_histo']} histo-confirmed)",
+        "seconds: " + ", ".join(f"{name} {v:.2f}" for name, v in s.items()),
+        "wrote " + ", ".join(summary["files"] + [SUMMARY]),
+    ])
+
+
+def synthetic_run(folder: Path, n: int, dim: int = 128, seed: int = 0) -> Path:
+    """Write a run folder with `n` clustered unit vectors (7 classes, 1-3 views per lesion) and no images."""
+    rng = np.random.default_rng(seed)
+    share = np.array([327, 514, 1099, 115, 1113, 6705, 142], dtype=float)
+    classes = np.array(["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"])
+    n_lesions = max(1, int(n / 1.4))
+    lesion = np.sort(rng.integers(0, n_lesions, size=n))
+    lesion_dx = rng.choice(len(classes), size=n_lesions, p=share / share.sum())
+    centres = rng.normal(size=(len(classes), dim))
+    lesion_centres = centres[lesion_dx] + 0.8 * rng.normal(size=(n_lesions, dim))
+    vectors = lesion_centres[lesion] + 0.3 * rng.normal(size=(n, dim))
+    vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+    table = pd.DataFrame({
+        "image_id": [f"SYN_{i:07d}" for i in range(n)], "lesion_id": [f"LES_{v:07d}" for v in lesion],
+        "split": rng.choice(["train", "val", "test"], size=n_lesions, p=[0.8, 0.1, 0.1])[lesion],
+        "dx": classes[lesion_dx[lesion]], "dx_type": rng.choice(["histo", "follow_up"], size=n),
+        "age": np.full(n, 50.0), "sex": "unknown", "localization": "back", "path": None,
+    })
+    folder.mkdir(parents=True, exist_ok=True)
+    write_vectors(folder / "embeddings.parquet", table, vectors)
+    write_json(folder / "config.json", {"data_dir": None, "meta": {"complete": True, "synthetic": True}})
+    return folder
+
+
+def bench(n: int = 100_000, dim: int = 128, k: int = 10) -> dict[str, Any]:
+    """Time the audit on `n` synthetic clustered `dim`-d unit vectors without images; returns its summary."""
+    with tempfile.TemporaryDirectory(prefix="skinsim-audit-bench-") as tmp:
+        run = synthetic_run(Path(tmp) / "bench", n, dim)
+        return run_audit(run, k=k, images=False)

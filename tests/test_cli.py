@@ -17,6 +17,8 @@ HELP = {
     "skinsim.evaluate": ["run"],
     "skinsim.benchmark": ["--data-dir", "--seed-steps", "--skip-trained", "--retrain", "--train-seeds",
                           "--only-spread"],
+    "skinsim.audit": ["run", "--k", "--dup-k", "--dup-threshold", "--phash-threshold", "--data-dir", "--no-images",
+                      "--bench"],
     "skinsim.search": ["IMAGE", "--id", "--run", "-k", "--search-space"],
     "skinsim.bench_dashboard": ["--run", "--loads", "--clicks"],
     "skinsim.data": ["download", "check", "download HAM10000", "check that a HAM10000 folder"],

@@ -279,3 +279,24 @@ def test_cli_runs_as_a_module_and_import_stays_light(planted):
             "print(any(m in sys.modules for m in ('cleanlab', 'imagehash', 'torch')))")
     light = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert light.stdout.strip() == "False", light.stderr
+
+
+def test_phash_alone_does_not_make_a_duplicate(tmp_path):
+    """A brighter copy keeps its pHash (only the DC term moves) but not its pixels: such pairs need both to agree."""
+    from PIL import Image
+
+    from skinsim.audit.duplicates import PIXEL_THRESHOLD
+    from skinsim.audit.images import hamming, hash_images, pixel_distance
+
+    yy, xx = np.mgrid[:150, :200]
+    blob = ((yy - 75) ** 2 + (xx - 100) ** 2) < 40 ** 2
+    base = np.where(blob[..., None], [70, 40, 30], [200, 150, 140]).astype(np.uint8)
+    brighter = np.clip(base.astype(int) + 40, 0, 255).astype(np.uint8)
+    files = []
+    for name, pixels in (("a.png", base), ("b.png", brighter), ("c.png", base)):
+        Image.fromarray(pixels).save(tmp_path / name)
+        files.append(tmp_path / name)
+    hashes = hash_images(files)
+    assert hamming(hashes.phash[:1], hashes.phash[1:2])[0] == 0
+    assert pixel_distance(hashes.thumbs, np.array([0]), np.array([1]))[0] > PIXEL_THRESHOLD
+    assert pixel_distance(hashes.thumbs, np.array([0]), np.array([2]))[0] == 0.0

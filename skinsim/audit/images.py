@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 _POPCOUNT8 = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
+THUMB = (32, 24)  # (width, height) of the thumbnails compared pixel by pixel; HAM10000 is 4:3
 
 
 @dataclass
@@ -20,6 +21,7 @@ class ImageHashes:
     sha256: list[str | None]
     phash: np.ndarray      # (n,) uint64, meaningful where has_phash
     has_phash: np.ndarray  # (n,) bool; False when the file is missing or cannot be decoded
+    thumbs: np.ndarray     # (n, 24, 32, 3) float32 RGB thumbnails, meaningful where has_phash
 
     @property
     def found(self) -> int:
@@ -47,33 +49,41 @@ def locate_images(paths: pd.Series, folders: list[Path]) -> list[Path | None]:
     return found
 
 
-def _phash_bits(data: bytes) -> int | None:
+def _decode(data: bytes) -> tuple[int, np.ndarray] | None:
+    """(64-bit pHash, RGB thumbnail) of an image file's bytes, or None when it cannot be decoded."""
     import imagehash
     from PIL import Image
 
     try:
         with Image.open(io.BytesIO(data)) as img:
             bits = imagehash.phash(img).hash.reshape(-1)
+            thumb = np.asarray(img.convert("RGB").resize(THUMB, Image.BILINEAR), dtype=np.float32)
     except (OSError, ValueError, SyntaxError):  # what PIL raises for truncated or foreign files
         return None
-    return int.from_bytes(np.packbits(bits).tobytes(), "big")
+    return int.from_bytes(np.packbits(bits).tobytes(), "big"), thumb
 
 
 def hash_images(files: list[Path | None]) -> ImageHashes:
-    """sha256 of every file's bytes and the pHash of its decoded image (each file read once)."""
+    """sha256 of every file's bytes, the pHash and a thumbnail of its decoded image (each file read once)."""
     sha: list[str | None] = []
     phash = np.zeros(len(files), dtype=np.uint64)
     has = np.zeros(len(files), dtype=bool)
+    thumbs = np.zeros((len(files), THUMB[1], THUMB[0], 3), dtype=np.float32)
     for i, path in enumerate(files):
         if path is None:
             sha.append(None)
             continue
         data = path.read_bytes()
         sha.append(hashlib.sha256(data).hexdigest())
-        bits = _phash_bits(data)
-        if bits is not None:
-            phash[i], has[i] = bits, True
-    return ImageHashes(files=files, sha256=sha, phash=phash, has_phash=has)
+        decoded = _decode(data)
+        if decoded is not None:
+            (phash[i], thumbs[i]), has[i] = decoded, True
+    return ImageHashes(files=files, sha256=sha, phash=phash, has_phash=has, thumbs=thumbs)
+
+
+def pixel_distance(thumbs: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Mean absolute difference (0-255) between the thumbnails of rows a and b."""
+    return np.abs(thumbs[a] - thumbs[b]).mean(axis=(1, 2, 3))
 
 
 def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -26,7 +26,7 @@ from skinsim import runs
 from skinsim.config import preset
 from skinsim.data import load_dataset, resolve_data_dir
 from skinsim.data.images import decode_all
-from skinsim.evaluate import retrieval_report
+from skinsim.evaluate import retrieval_report, same_lesion_report
 from skinsim.model import Embedder
 from skinsim.splits import make_split
 from skinsim.transforms import normalise
@@ -61,6 +61,7 @@ def row(method: str, protocol: str, report: dict, seconds: float | None, note: s
     return {"method": method, "protocol": protocol, "P@1": o["p_at_1"], "macro P@1": o["macro_p_at_1"],
             "mel P@1": mel, "MAP@R": o["map_at_r"], "kNN bal. acc": o["knn_balanced_accuracy"],
             "P@1 (search +train)": report.get("with_train", {}).get("overall", {}).get("p_at_1"),
+            "same-lesion R@1": (report.get("same_lesion") or {}).get("r_at_1"),
             "train+embed s": seconds, "note": note}
 
 
@@ -70,7 +71,9 @@ def baseline_row(method: str, protocol: str, report: dict) -> dict:
     mel = 0.0 if method == "always-nv" else None
     return {"method": method, "protocol": protocol, "P@1": b["p_at_1"], "macro P@1": b["macro_p_at_1"],
             "mel P@1": mel, "MAP@R": b.get("map_at_r"), "kNN bal. acc": b.get("knn_balanced_accuracy"),
-            "P@1 (search +train)": None, "train+embed s": 0.0, "note": "expected value" if method == "random" else ""}
+            "P@1 (search +train)": None,
+            "same-lesion R@1": (report.get("same_lesion") or {}).get("random_r_at_1") if method == "random" else None,
+            "train+embed s": 0.0, "note": "expected value" if method == "random" else ""}
 
 
 def trained_row(method: str, protocol: str, data_dir: Path, overrides: dict, note: str, force: bool,
@@ -157,11 +160,13 @@ def main(argv: list[str] | None = None) -> int:
     for protocol in PROTOCOLS:
         t = table.assign(split=make_split(table, protocol, 42))
         base_report = retrieval_report(t, pixels)
+        base_report["same_lesion"] = same_lesion_report(t, pixels)
         rows.append(baseline_row("always-nv", protocol, base_report))
         rows.append(baseline_row("random", protocol, base_report))
         for name, vectors, secs in (("raw-pixel kNN", pixels, pixel_s), ("frozen ImageNet Lite0", frozen, frozen_s)):
             report = retrieval_report(t, vectors)
             report["with_train"] = retrieval_report(t, vectors, "val", ("test", "train"))
+            report["same_lesion"] = same_lesion_report(t, vectors)
             rows.append(row(name, protocol, report, secs))
         print(format_table(rows[-4:]), flush=True)
 

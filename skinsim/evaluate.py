@@ -114,10 +114,44 @@ def retrieval_report(table: pd.DataFrame, vectors: np.ndarray, queries: str = "v
     }
 
 
+def same_lesion_report(table: pd.DataFrame, vectors: np.ndarray, queries: tuple[str, ...] = ("val", "test"),
+                       chunk: int = 1024) -> dict[str, Any]:
+    """Re-identification: for each query image whose lesion has other images, are they its nearest images?
+
+    The search space is every image of the dataset but the query itself. R@k: one of the lesion's other images
+    is among the k nearest; mAP: average precision of the lesion's other images in the full ranking.
+    """
+    lesions = table["lesion_id"].to_numpy()
+    size = pd.Series(lesions).map(pd.Series(lesions).value_counts()).to_numpy()
+    q_rows = np.flatnonzero(table["split"].isin(queries).to_numpy() & (size > 1))
+    if len(q_rows) == 0:
+        return {"queries": "+".join(queries), "n_queries": 0, "search_space": "all images"}
+    idx, _ = nearest(vectors[q_rows], vectors, 5, exclude=q_rows)
+    nb = lesions[idx]
+    r1, r5 = M.hit_at_k(lesions[q_rows], nb, 1), M.hit_at_k(lesions[q_rows], nb, 5)
+    by_lesion = pd.Series(np.arange(len(lesions))).groupby(lesions).apply(np.asarray)
+    aps = []
+    for start in range(0, len(q_rows), chunk):
+        rows = q_rows[start:start + chunk]
+        sims = vectors[rows] @ vectors.T
+        sims[np.arange(len(rows)), rows] = -np.inf  # the query itself is not in its search space
+        for i, q in enumerate(rows):
+            others = by_lesion[lesions[q]]
+            others = others[others != q]
+            ranks = 1 + (sims[i][None, :] > sims[i, others][:, None]).sum(1)
+            aps.append(M.average_precision_from_ranks(ranks))
+    random_r1 = float(((size[q_rows] - 1) / (len(lesions) - 1)).mean())
+    return {"queries": "+".join(queries), "n_queries": int(len(q_rows)), "search_space": "all images",
+            "r_at_1": float(r1.mean()), "r_at_5": float(r5.mean()), "map": float(np.mean(aps)),
+            "r_at_1_ci95": list(M.wilson_interval(r1.sum(), len(q_rows))),
+            "random_r_at_1": random_r1}
+
+
 def evaluate(table: pd.DataFrame, vectors: np.ndarray, seed: int = 42) -> dict[str, Any]:
-    """The metrics.json block: val against test, and val against test + train under `with_train`."""
+    """The metrics.json block: val against test, val against test + train (`with_train`), same-lesion retrieval."""
     report = retrieval_report(table, vectors, "val", ("test",), seed)
     report["with_train"] = retrieval_report(table, vectors, "val", ("test", "train"), seed)
+    report["same_lesion"] = same_lesion_report(table, vectors)
     return report
 
 
@@ -136,6 +170,11 @@ def summary(report: dict[str, Any]) -> str:
         w = report["with_train"]["overall"]
         lines.append(f"search test+train: P@1 {w['p_at_1']:.3f}  macro P@1 {w['macro_p_at_1']:.3f}  "
                      f"MAP@R {w['map_at_r']:.3f}")
+    same = report.get("same_lesion") or {}
+    if same.get("n_queries"):
+        lines.append(f"same lesion ({same['n_queries']} {same['queries']} images with another view, search all): "
+                     f"R@1 {same['r_at_1']:.3f}  R@5 {same['r_at_5']:.3f}  mAP {same['map']:.3f}  "
+                     f"(random R@1 {same['random_r_at_1']:.4f})")
     return "\n".join(lines)
 
 

@@ -37,6 +37,14 @@ def average_precision_at_r(queries: np.ndarray, neighbours: np.ndarray, relevant
     return np.where(relevant > 0, ap, 0.0)
 
 
+def average_precision_from_ranks(ranks: np.ndarray) -> float:
+    """AP of one query from the 1-based ranks of all its relevant items: mean over them of (i-th hit) / rank."""
+    ranks = np.sort(np.asarray(ranks, dtype=float))
+    if len(ranks) == 0:
+        return 0.0
+    return float((np.arange(1, len(ranks) + 1) / ranks).mean())
+
+
 def knn_vote(neighbours: np.ndarray, k: int) -> np.ndarray:
     """The most common label among the first k neighbours; a tie goes to the label met first."""
     votes = []

@@ -381,3 +381,26 @@ def test_upload_is_embedded_with_the_runs_checkpoint(tiny_run: Path, monkeypatch
     at.file_uploader(key="query_upload").set_value(("broken.jpg", content[: len(content) // 3], "image/jpeg")).run()
     assert not at.exception
     assert any(e.value.startswith("Upload refused") for e in at.error)
+
+
+def test_accuracy_page_shows_same_lesion_retrieval_and_copes_with_old_runs(
+        runs_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    stored = json.loads((runs_root / "synthetic" / "metrics.json").read_text())["same_lesion"]
+    at = app(runs_root, monkeypatch)
+    at.switch_page("app_pages/retrieval_accuracy.py").run()
+    assert_clean(at, "Retrieval accuracy")
+    if stored["n_queries"]:
+        same = next(d.value for d in at.dataframe if "R@1" in d.value.columns)
+        assert same.loc[same["run"] == "synthetic", "R@1"].iloc[0] == pytest.approx(stored["r_at_1"])
+    # a run written before the metric existed: the page says how to add it instead of failing
+    old_root = tmp_path / "old"
+    shutil.copytree(runs_root / "synthetic", old_root / "synthetic")
+    metrics = json.loads((old_root / "synthetic" / "metrics.json").read_text())
+    del metrics["same_lesion"]
+    (old_root / "synthetic" / "metrics.json").write_text(json.dumps(metrics))
+    at = app(old_root, monkeypatch)
+    at.switch_page("app_pages/retrieval_accuracy.py").run()
+    assert_clean(at, "Retrieval accuracy")
+    assert any("python -m skinsim.evaluate RUN" in c.value for c in at.caption)

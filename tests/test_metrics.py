@@ -88,3 +88,31 @@ def test_agrees_with_pytorch_metric_learning():
     theirs = calc.get_accuracy(torch.tensor(q), torch.tensor(ql), torch.tensor(g), torch.tensor(gl), False)
     for key, value in mine.items():
         assert value == pytest.approx(theirs[key], abs=1e-6), key
+
+
+def test_average_precision_from_ranks_by_hand():
+    from skinsim.metrics import average_precision_from_ranks
+
+    assert average_precision_from_ranks([3, 1]) == pytest.approx((1 / 1 + 2 / 3) / 2)
+    assert average_precision_from_ranks([1, 2, 3]) == 1.0
+    assert average_precision_from_ranks([]) == 0.0
+
+
+def test_same_lesion_report_by_hand():
+    """Five unit vectors at angles 0, 0.1, 0.25, 1.0, 1.05 rad; lesion A has three images, B and C one each."""
+    import pandas as pd
+
+    from skinsim.evaluate import same_lesion_report
+
+    angles = np.array([0.0, 0.1, 0.25, 1.0, 1.05])
+    vectors = np.stack([np.cos(angles), np.sin(angles)], 1).astype(np.float32)
+    table = pd.DataFrame({"lesion_id": ["A", "A", "B", "A", "C"], "split": ["val", "test", "train", "test", "val"]})
+    report = same_lesion_report(table, vectors)
+    # queries: the A images (row 4's lesion has no other image). Nearest other image and ranks of the other A's:
+    #   row 0: order 1, 2, 3, 4 -> hit; A's at ranks 1, 3 -> AP (1 + 2/3) / 2
+    #   row 1: order 0, 2, 3, 4 -> hit; A's at ranks 1, 3 -> AP (1 + 2/3) / 2
+    #   row 3: order 4, 2, 1, 0 -> miss (C); A's at ranks 3, 4 -> AP (1/3 + 2/4) / 2; a hit within 5
+    assert report["n_queries"] == 3
+    assert report["r_at_1"] == pytest.approx(2 / 3) and report["r_at_5"] == 1.0
+    assert report["map"] == pytest.approx(((1 + 2 / 3) / 2 * 2 + (1 / 3 + 2 / 4) / 2) / 3)
+    assert report["random_r_at_1"] == pytest.approx(2 / 4)  # each A query: 2 other A's among 4 images

@@ -2,6 +2,8 @@
 confusion heatmap, and a second run side by side."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import streamlit as st
 
@@ -20,6 +22,19 @@ def _overall_table(results: dict[str, data.Retrieval]) -> pd.DataFrame:
                          "always-nv (micro)": o["always_nv_micro"], "random (micro)": o["random_micro"],
                          "random (macro)": o["random_macro"]})
     return pd.DataFrame(rows)
+
+
+def _same_lesion_table(runs: dict[str, Path]) -> pd.DataFrame | None:
+    """The stored same-lesion block of each run's metrics.json (runs older than the metric have none)."""
+    rows = []
+    for name, path in runs.items():
+        same = data.run_info(path).metrics.get("same_lesion") or {}
+        if same.get("n_queries"):
+            lo, hi = same["r_at_1_ci95"]
+            rows.append({"run": name, "queries": same["n_queries"], "R@1": same["r_at_1"], "R@1 95% low": lo,
+                         "R@1 95% high": hi, "R@5": same["r_at_5"], "mAP": same["map"],
+                         "random R@1": same["random_r_at_1"]})
+    return pd.DataFrame(rows) if rows else None
 
 
 def main() -> None:
@@ -57,6 +72,16 @@ def main() -> None:
     st.subheader("Micro and macro averages")
     st.caption("Micro: every query counts once. Macro: every diagnosis counts once, whatever its size.")
     st.dataframe(_overall_table(results).style.format(precision=3), hide_index=True)
+
+    st.subheader("Same lesion, another photo")
+    same = _same_lesion_table(runs)
+    if same is None:
+        st.caption("These runs' metrics.json predate same-lesion retrieval: `python -m skinsim.evaluate RUN` adds it.")
+    else:
+        st.caption("For every validation or test image whose lesion has other images: is one of them its nearest "
+                   "image among all images of the dataset (itself excluded)? The same lesion photographed twice is "
+                   "the most similar lesion there is. mAP ranks all of the lesion's other images.")
+        st.dataframe(same.style.format(precision=3), hide_index=True)
 
     st.subheader("Confusion: query diagnosis vs top-1 neighbour diagnosis")
     cols = st.columns(len(results))

@@ -42,6 +42,7 @@ class TrainConfig:
     device: str = "auto"
     workers: int = 2
     wandb: bool = False
+    audit: bool = True               # run the dataset audit (skinsim.audit) on the finished run
 
     @property
     def split_rng(self) -> int:

@@ -62,6 +62,7 @@ def parse_args(argv: list[str] | None) -> tuple[TrainConfig, argparse.Namespace]
     parser.add_argument("--resume", metavar="RUN", help="continue an interrupted run (name or path)")
     parser.add_argument("--wandb", action="store_true", help="log to Weights & Biases (WANDB_MODE=offline works)")
     parser.add_argument("--no-tta", action="store_true", help="embed without flip averaging")
+    parser.add_argument("--no-audit", action="store_true", help="skip the dataset audit of the finished run")
     defaults = TrainConfig()
     for name, kind in FLAGS.items():
         # both spellings: --loss_margin as the original, --loss-margin as the rest of skinsim
@@ -76,6 +77,8 @@ def parse_args(argv: list[str] | None) -> tuple[TrainConfig, argparse.Namespace]
         overrides["wandb"] = True
     if args.no_tta:
         overrides["tta"] = False
+    if args.no_audit:
+        overrides["audit"] = False
     return preset(args.preset, **overrides), args
 
 
@@ -335,10 +338,23 @@ def train(cfg: TrainConfig, final: Path, resume: bool = False) -> Path:
         wb.summary.update({f"test/{k}": v for k, v in report["overall"].items()})
         wb.finish()
     path = writer.commit()
+    if cfg.audit:
+        audit_run(path)
     print(summary(report))
     print("time: " + ", ".join(f"{k} {v:.0f} s" for k, v in clock.items()))
     print(f"run written to {path}")
     return path
+
+
+def audit_run(path: Path) -> None:
+    """The dataset audit (duplicates, label issues, outliers) beside a finished run; a failure only warns."""
+    from skinsim.audit import AuditError, run_audit
+
+    try:
+        run_audit(path)
+    except (AuditError, OSError, ValueError) as exc:  # the run itself is complete and must stay usable
+        print(f"warning: the dataset audit failed ({exc}); retry with `python -m skinsim.audit {path}`",
+              file=sys.stderr)
 
 
 def write_outputs(cfg: TrainConfig, work: Path, data: Data, vectors: np.ndarray, coords: np.ndarray, report: dict,

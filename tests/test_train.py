@@ -14,7 +14,8 @@ from skinsim.train import main, parse_args
 from tests.conftest import TINY_ARGS
 
 RUN_FILES = ["config.json", "split.parquet", "embeddings.parquet", "umap.parquet", "metrics.json",
-             "curves.csv", "curves.png", "checkpoint.safetensors"]
+             "curves.csv", "curves.png", "checkpoint.safetensors", "audit.json", "audit_duplicates.parquet",
+             "audit_label_issues.parquet", "audit_outliers.parquet"]
 
 
 def test_run_folder_is_complete(tiny_run: Path):
@@ -108,8 +109,10 @@ def test_random_mining_and_resnet_train_from_scratch(synthetic_data: Path, tmp_p
     """The original recipe's code path (random triplets, ResNet18, no frozen stages) runs end to end."""
     out = tmp_path / "seedlike"
     assert main(["--preset", "seed", "--pretrained", "none", "--data-dir", str(synthetic_data), "--out", str(out),
-                 "--image-size", "32", "--epochs", "1", "--batch_size", "4", "--max_steps", "2", "--em", "8"]) == 0
+                 "--image-size", "32", "--epochs", "1", "--batch_size", "4", "--max_steps", "2", "--em", "8",
+                 "--no-audit"]) == 0
     cfg = TrainConfig.from_dict(json.loads((out / "config.json").read_text()))
+    assert not cfg.audit and not (out / "audit.json").exists()
     assert cfg.mining == "random" and cfg.split == "image" and cfg.backbone == "resnet18"
 
 

@@ -4,8 +4,9 @@
 writes, atomically, beside the run's own files which it never changes:
 
 - `audit_duplicates.parquet`: one row per pair (image_a, image_b, lesion_*, split_*, dx_*, cosine_distance,
-  phash_distance, identical_bytes, same_lesion, crosses_split, same_dx, rule, embedding_match, phash_match);
-  `rule` is the strongest evidence: 'identical bytes' > 'phash' > 'embedding'. Hash columns are null without images.
+  phash_distance, pixel_distance, identical_bytes, same_lesion, crosses_split, same_dx, rule, embedding_match,
+  phash_match); `rule` is the strongest evidence: 'identical bytes' > 'phash' (pHash and 32x24 pixels agree)
+  > 'embedding'. Hash and pixel columns are null without images.
 - `audit_label_issues.parquet`: every image, rank 1 = most doubtful label (cleanlab over kNN votes of other lesions).
 - `audit_outliers.parquet`: every image, rank 1 = farthest from its k nearest neighbours.
 - `audit.json`: format_version, audit_id (also in each table's parquet metadata under b"skinsim.audit"),

@@ -126,6 +126,7 @@ def start_wandb(cfg: TrainConfig, name: str):  # -> wandb run or None
 class Data:
     """The table (with its split), every image decoded once, and the row numbers of each split."""
 
+    data_dir: Path
     table: pd.DataFrame
     images: np.ndarray
     train_rows: np.ndarray
@@ -162,7 +163,7 @@ def load_data(cfg: TrainConfig, work: Path, resume: bool) -> Data:
     split = table["split"].to_numpy()
     classes = sorted(table["dx"].unique())
     labels = torch.tensor(table["dx"].map({c: i for i, c in enumerate(classes)}).to_numpy())
-    data = Data(table, images, *(np.flatnonzero(split == s) for s in ("train", "val", "test")), classes, labels)
+    data = Data(data_dir, table, images, *(np.flatnonzero(split == s) for s in ("train", "val", "test")), classes, labels)
     print(f"data: {len(table)} images from {data_dir}; split '{cfg.split}' (seed {cfg.split_rng}): "
           f"{len(data.train_rows)} train / {len(data.val_rows)} val / {len(data.test_rows)} test; "
           f"size {size[0]}x{size[1]}")
@@ -368,7 +369,7 @@ def write_outputs(cfg: TrainConfig, work: Path, data: Data, vectors: np.ndarray,
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, work / "checkpoint.safetensors")
     clock["total"] = sum(clock.values())
     meta = {"complete": True, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "data_dir": str(resolve_data_dir(cfg.data_dir).resolve()), "n_images": len(data.table),
+            "data_dir": str(data.data_dir.resolve()), "n_images": len(data.table),
             "classes": data.classes, "device": str(device), "torch_threads": torch.get_num_threads(),
             "machine": platform.machine(),
             "versions": {"skinsim": skinsim.__version__, "torch": torch.__version__,

@@ -22,6 +22,7 @@ from safetensors.torch import load_file
 from skinsim.config import TrainConfig
 from skinsim.data.images import parse_size, to_array
 from skinsim.embed import embed_batches, pick_device
+from skinsim.explain import SimilarityMaps, prepare, similarity_maps
 from skinsim.model import Embedder
 from skinsim.neighbours import nearest, nearest_to_row
 from skinsim.runs import Run, data_folders, load_run
@@ -79,17 +80,16 @@ class SearchIndex:
             self._model = load_model(self.run, self.device)
         return self._model
 
+    def _array(self, item: str | Path | Image.Image) -> np.ndarray:
+        size = parse_size(self.config.image_size)
+        if isinstance(item, Image.Image):
+            return to_array(item, size)
+        with Image.open(item) as img:
+            return to_array(img, size)
+
     def embed_images(self, images: list[str | Path | Image.Image]) -> np.ndarray:
         """Embed images (paths or PIL images) resized and normalised as in training."""
-        size = parse_size(self.config.image_size)
-        arrays = []
-        for item in images:
-            if isinstance(item, Image.Image):
-                arrays.append(to_array(item, size))
-            else:
-                with Image.open(item) as img:
-                    arrays.append(to_array(img, size))
-        batch = np.stack(arrays)
+        batch = np.stack([self._array(item) for item in images])
         model = self.model
 
         def get(s: slice) -> torch.Tensor:
@@ -99,6 +99,13 @@ class SearchIndex:
         with torch.no_grad():
             return embed_batches(model, len(batch), get, self.config.freeze, self.config.tta,
                                  device=next(model.parameters()).device)
+
+    def explain(self, query: str | Path | Image.Image, neighbour: str | Path | Image.Image) -> SimilarityMaps:
+        """Heat maps of the regions that make two images (paths or PIL images) close under this run's model."""
+        model = self.model
+        size = parse_size(self.config.image_size)
+        return similarity_maps(model, prepare(self._array(query), size, model.mean, model.std),
+                               prepare(self._array(neighbour), size, model.mean, model.std))
 
     def neighbours(self, vectors: np.ndarray, k: int = 10) -> list[pd.DataFrame]:
         """For each vector, a table of its k nearest images in the search space."""

@@ -22,6 +22,7 @@ navigation = st.navigation([
     st.Page(PAGES / "retrieval_accuracy.py", title="Retrieval accuracy", icon=":material/bar_chart:",
             url_path="accuracy"),
     st.Page(PAGES / "query_viewer.py", title="Query viewer", icon=":material/image_search:", url_path="query"),
+    st.Page(PAGES / "data_quality.py", title="Data quality", icon=":material/fact_check:", url_path="quality"),
 ])
 components.run_picker()
 navigation.run()

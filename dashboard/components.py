@@ -10,6 +10,8 @@ import streamlit as st
 from dashboard import data
 
 RUN_KEY = "run_name"
+FOCUS_KEY = "map_focus"  # (run name, image_id) of the map's clicked point; outlives the chart's own selection state
+MAP_PAGE = "app_pages/embedding_map.py"
 TRAIN_COMMAND = "python -m skinsim.train --data-dir ../shared/ham10000"
 TILE_WIDTH = 170
 META_FIELDS = ["dx", "dx_type", "age", "sex", "localization", "split", "lesion_id"]
@@ -47,6 +49,14 @@ def page_run(title: str) -> Path | None:
     if run is None:
         no_run_notice()
     return run
+
+
+def run_argument(run: Path) -> str:
+    """The run's folder as a command-line argument: relative to the working directory when inside it."""
+    try:
+        return str(Path(run).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(run)
 
 
 def no_run_notice() -> None:
@@ -119,3 +129,64 @@ def picture_card(picture: Any, title: str, facts: dict[str, Any], key: str,
 def diagnosis_vote(table: pd.DataFrame) -> pd.Series:
     """How many of the neighbours carry each diagnosis, most first."""
     return table["dx"].value_counts().sort_values(ascending=False)
+
+
+def open_on_map(run: Path, image_id: str) -> None:
+    """Go to the embedding map with `image_id` selected, its neighbours in the panel."""
+    st.session_state[FOCUS_KEY] = (run.name, image_id)
+    st.switch_page(MAP_PAGE)
+
+
+def map_button(run: Path, image_id: str, key: str, label: str = "Show on map") -> None:
+    """A small button that opens `image_id` on the embedding map."""
+    if st.button(label, key=key, icon=":material/scatter_plot:", help=f"Open {image_id} on the embedding map "
+                 "with its nearest neighbours"):
+        open_on_map(run, image_id)
+
+
+def selection_actions(run: Path, table: pd.DataFrame, key: str, default_name: str) -> None:
+    """Export a selection (image_id, lesion_id, dx, split, scores) as CSV, or keep it under a name in the run."""
+    from skinsim.selections import SelectionError, to_csv
+
+    with st.container(key=f"{key}_actions"):
+        left, middle, right = st.columns([1.3, 2, 1.2], vertical_alignment="bottom")
+        left.download_button(f"Export {len(table):,} as CSV", to_csv(table), file_name=f"{run.name}-{default_name}.csv",
+                             mime="text/csv", key=f"{key}_csv", icon=":material/download:")
+        name = middle.text_input("Save as selection", value=default_name, key=f"{key}_name",
+                                 help="Kept as selections/NAME.csv in the run folder; the map's filters can show it.")
+        replace = right.checkbox("replace", key=f"{key}_replace", help="Replace a saved selection of that name")
+        if right.button("Save", key=f"{key}_save", icon=":material/bookmark_add:"):
+            try:
+                path = data.save_selection(run, name, table, overwrite=replace)
+            except SelectionError as err:
+                st.error(str(err), icon=":material/block:")
+            else:
+                st.success(f"Saved {len(table):,} images as `{path.stem}` ({path.relative_to(run)}); choose it under "
+                           "the embedding map's Filters to see them there.", icon=":material/bookmark:")
+
+
+def why_similar(run: Path, query: str | bytes, neighbours: pd.DataFrame, key: str) -> None:
+    """Pick a neighbour and see heat maps over both images of the regions that make them close."""
+    with st.container(key=key):
+        st.markdown("**Why similar?**")
+        if not data.run_info(run).has_checkpoint:
+            st.info(f"Run `{run.name}` has no checkpoint.safetensors, so the heat maps that explain a neighbour "
+                    "cannot be computed (they need the model). Duplicates, label issues and outliers do not.",
+                    icon=":material/visibility_off:")
+            return
+        options = ["choose a neighbour"] + [f"#{int(r['rank'])} {r['image_id']}" for _, r in neighbours.iterrows()]
+        choice = st.selectbox("Compare with", options, key=f"{key}_pick", label_visibility="collapsed")
+        if choice == options[0]:
+            st.caption("Choose a neighbour to see which regions of the two images make them close.")
+            return
+        neighbour_id = choice.split(" ", 1)[1]
+        try:
+            maps = data.why_similar(run, query, neighbour_id)
+        except data.SearchUnavailable as err:
+            st.info(str(err), icon=":material/image_not_supported:")
+            return
+        query_name = query if isinstance(query, str) else "uploaded image"
+        captions = [f"query · {query_name}", f"{choice} · cosine similarity {maps.cosine:.4f}"]
+        st.image([maps.query, maps.neighbour], caption=captions, width=TILE_WIDTH + 40)
+        st.caption(f"Method: {maps.method} Computed from this run's checkpoint, one view each, on the images as the "
+                   "model sees them.")

@@ -280,6 +280,7 @@ class MapFilter:
     sex: tuple[str, ...] = ()
     splits: tuple[str, ...] = ()
     age: tuple[float, float] | None = None  # inclusive; images of unknown age are kept only when this is None
+    ids: tuple[str, ...] | None = None  # a saved selection's images; None means no selection
 
     def mask(self, table: pd.DataFrame) -> np.ndarray:
         """Boolean mask of the rows of `table` that pass."""
@@ -290,6 +291,8 @@ class MapFilter:
                 keep &= table[column].isin(allowed).to_numpy()
         if self.age is not None:
             keep &= table["age"].between(self.age[0], self.age[1]).to_numpy()
+        if self.ids is not None:
+            keep &= table["image_id"].isin(self.ids).to_numpy()
         return keep
 
 
@@ -402,3 +405,128 @@ def query_upload(run: Path, image: Any, k: int, splits: tuple[str, ...] = ("test
 def is_complete_run(path: Path) -> bool:
     """True when `path` is a complete run folder."""
     return is_run(Path(path))
+
+
+# ---------------------------------------------------------------- the dataset audit
+
+
+class AuditUnreadable(RuntimeError):
+    """The run's audit files exist but cannot be read; the message says why."""
+
+
+def audit(run: Path) -> Any:
+    """The run's stored audit (skinsim.audit.AuditTables), or None when `python -m skinsim.audit` has not run."""
+    summary = Path(run) / "audit.json"
+    if not summary.is_file():
+        return None
+    versions = tuple((Path(run) / name).stat().st_mtime if (Path(run) / name).is_file() else 0.0
+                     for name in ("audit.json", "audit_duplicates.parquet", "audit_label_issues.parquet",
+                                  "audit_outliers.parquet"))
+    return _audit(str(run), stamp(run), versions)
+
+
+@st.cache_data(show_spinner="Reading the audit ...", max_entries=8)
+def _audit(run: str, version: float, audit_versions: tuple[float, ...]) -> Any:
+    from skinsim.audit import AuditError, read_audit
+
+    try:
+        found = read_audit(run)
+    except AuditError as err:
+        raise AuditUnreadable(str(err)) from None
+    meta, _ = _embeddings(run, version)
+    extra = meta.drop_duplicates("image_id").set_index("image_id")[["dx_type"]] if "dx_type" in meta else None
+    # the page filters every list by dx_type, which the duplicate and outlier tables do not store
+    if extra is not None:
+        dups = found.duplicates
+        dups = dups.assign(dx_type_a=dups["image_a"].map(extra["dx_type"]),
+                           dx_type_b=dups["image_b"].map(extra["dx_type"]))
+        outs = found.outliers.join(extra, on="image_id") if "dx_type" not in found.outliers else found.outliers
+        found = type(found)(summary=found.summary, duplicates=dups, label_issues=found.label_issues, outliers=outs,
+                            complete=found.complete)
+    return found
+
+
+# ---------------------------------------------------------------- saved selections
+
+
+def selections(run: Path) -> list[str]:
+    """Names of the run's saved selections (read on every call: saving one must show at once)."""
+    from skinsim.selections import list_selections
+
+    return list_selections(run)
+
+
+def selection_ids(run: Path, name: str) -> tuple[str, ...]:
+    """The image ids of a saved selection (raises skinsim.selections.SelectionError with a reason)."""
+    from skinsim.selections import selection_path
+
+    path = selection_path(run, name)
+    return _selection_ids(str(run), name, path.stat().st_mtime if path.is_file() else 0.0)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _selection_ids(run: str, name: str, version: float) -> tuple[str, ...]:
+    from skinsim.selections import load_selection
+
+    return tuple(load_selection(run, name)["image_id"].astype(str))
+
+
+def selection_table(run: Path, image_ids: list[str], scores: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The run's metadata for `image_ids` as a selection table (standard columns, then `scores`)."""
+    from skinsim.selections import selection_table as make
+
+    meta, _ = embeddings(run)
+    return make(meta, image_ids, scores)
+
+
+def save_selection(run: Path, name: str, table: pd.DataFrame, overwrite: bool = False) -> Path:
+    """Keep a selection in the run's selections/ folder (the one thing the dashboard writes; see skinsim.selections)."""
+    from skinsim.selections import save_selection as save
+
+    return save(run, name, table, overwrite=overwrite)
+
+
+# ---------------------------------------------------------------- why similar
+
+
+@dataclass(frozen=True)
+class WhySimilar:
+    """Two heat-map overlays (PNG bytes) and the cosine similarity they explain."""
+
+    query: bytes
+    neighbour: bytes
+    cosine: float
+    method: str
+
+
+def why_similar(run: Path, query: str | bytes, neighbour_id: str) -> WhySimilar:
+    """Heat maps of why `query` (an image id of the run, or an uploaded image's bytes) and a neighbour are close.
+
+    Raises SearchUnavailable when the run has no checkpoint or an image file is missing.
+    """
+    search_index(run)  # the checkpoint check, with its message
+    paths = image_paths(run)
+    missing = [i for i in ([query] if isinstance(query, str) else []) + [neighbour_id] if i not in paths]
+    if missing:
+        raise SearchUnavailable(f"the image file of {', '.join(missing)} is not on this machine, so its heat map "
+                                f"cannot be computed. {GET_DATA}")
+    source = paths[query] if isinstance(query, str) else query
+    return _why_similar(str(run), stamp(run), source, paths[neighbour_id])
+
+
+@st.cache_data(show_spinner="Computing the heat maps ...", max_entries=256)
+def _why_similar(run: str, version: float, query: str | bytes, neighbour: str) -> WhySimilar:
+    import io
+
+    from PIL import Image
+
+    index = _search_index(run, version, ("test",))
+    with Image.open(io.BytesIO(query) if isinstance(query, bytes) else query) as img:
+        picture_q = img.convert("RGB")
+    with Image.open(neighbour) as img:
+        picture_n = img.convert("RGB")
+    maps = index.explain(picture_q, picture_n)
+    size = (maps.query.shape[1], maps.query.shape[0])
+    return WhySimilar(query=images.heat_overlay(picture_q.resize(size, Image.BILINEAR), maps.query),
+                      neighbour=images.heat_overlay(picture_n.resize(size, Image.BILINEAR), maps.neighbour),
+                      cosine=maps.cosine, method=maps.method)

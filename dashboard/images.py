@@ -1,9 +1,10 @@
-"""Image bytes for display: small thumbnails of dataset images and a placeholder tile for missing ones."""
+"""Image bytes for display: thumbnails of dataset images, a placeholder tile for missing ones, heat-map overlays."""
 from __future__ import annotations
 
 import io
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 THUMB_SIDE = 256
@@ -35,4 +36,16 @@ def placeholder(label: str = "image not available", size: tuple[int, int] = PLAC
     draw.text((w / 2, h // 2 + 28), label, fill=(120, 115, 110), font=font, anchor="mm")
     out = io.BytesIO()
     img.save(out, format="PNG")
+    return out.getvalue()
+
+
+def heat_overlay(picture: Image.Image, heat: np.ndarray, alpha: float = 0.45) -> bytes:
+    """PNG bytes of `picture` with `heat` ((h, w) in [0, 1], the picture's size) laid over it in the jet colours."""
+    from matplotlib import colormaps
+
+    base = np.asarray(picture.convert("RGB"), dtype=np.float32)
+    colour = colormaps["jet"](np.clip(heat, 0.0, 1.0))[..., :3] * 255.0
+    mixed = (1.0 - alpha) * base + alpha * colour
+    out = io.BytesIO()
+    Image.fromarray(mixed.round().astype(np.uint8)).save(out, format="PNG")
     return out.getvalue()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from skinsim.audit import FILES, FORMAT_VERSION, SUMMARY, read_audit_table, run_audit
+from skinsim.audit import FILES, FORMAT_VERSION, SUMMARY, AuditError, read_audit_table, run_audit
 from skinsim.audit.__main__ import main
 from skinsim.audit.knn import _smallest, lesion_codes, neighbours, unit_rows
 from skinsim.runs import read_json, write_json, write_vectors
@@ -300,3 +301,20 @@ def test_phash_alone_does_not_make_a_duplicate(tmp_path):
     assert hamming(hashes.phash[:1], hashes.phash[1:2])[0] == 0
     assert pixel_distance(hashes.thumbs, np.array([0]), np.array([1]))[0] > PIXEL_THRESHOLD
     assert pixel_distance(hashes.thumbs, np.array([0]), np.array([2]))[0] == 0.0
+
+
+def test_read_audit_reads_back_what_was_written_and_refuses_newer_formats(tmp_path: Path) -> None:
+    from skinsim.audit import read_audit
+    from skinsim.audit.core import synthetic_run
+
+    run = synthetic_run(tmp_path / "run", 300)
+    assert read_audit(run) is None
+    summary = run_audit(run, images=False, quiet=True)
+    stored = read_audit(run)
+    assert stored.complete and stored.summary["audit_id"] == summary["audit_id"]
+    assert len(stored.label_issues) == len(stored.outliers) == 300
+    (run / "audit_outliers.parquet").unlink()
+    assert not read_audit(run).complete and read_audit(run).outliers.empty
+    (run / "audit.json").write_text(json.dumps({**summary, "format_version": 99}))
+    with pytest.raises(AuditError, match="newer than this skinsim"):
+        read_audit(run)

@@ -20,8 +20,8 @@ from skinsim.runs import is_run, list_runs, read_vectors  # noqa: E402
 
 ENTRY = str(helpers.REPO / "dashboard" / "Home.py")
 PAGES = ["app_pages/home.py", "app_pages/embedding_map.py", "app_pages/retrieval_accuracy.py",
-         "app_pages/query_viewer.py"]
-TITLES = ["skinsim", "Embedding map", "Retrieval accuracy", "Query viewer"]
+         "app_pages/query_viewer.py", "app_pages/data_quality.py"]
+TITLES = ["skinsim", "Embedding map", "Retrieval accuracy", "Query viewer", "Data quality"]
 DEMO = helpers.REPO / "data" / "runs" / "demo"
 ID = re.compile(r"ISIC_\d+")
 

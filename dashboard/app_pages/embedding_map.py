@@ -10,11 +10,12 @@ import streamlit as st
 from dashboard import components, data, figures
 
 MAP_KEY = "umap"
-FOCUS_KEY = "map_focus"  # (run name, image_id) of the clicked point; outlives the chart's own selection state
+FOCUS_KEY = components.FOCUS_KEY
 SELECTED_KEY = "map_selected"  # (run name, [image_id, ...]) from the last box or lasso
 PAGE_SIZE = 30
 PANEL_TILE_WIDTH = 112  # three tiles to a row in the panel beside the map
 DEFAULT_COLOUR, DEFAULT_SPACE, DEFAULT_K = "diagnosis", "test", 10
+NO_SELECTION = "none"
 
 
 def _on_select() -> None:
@@ -53,6 +54,20 @@ def _age_bounds(table: pd.DataFrame) -> tuple[int, int]:
     return lo, max(hi, lo + 1)
 
 
+def _saved_selection(name: str) -> tuple[str, ...] | None:
+    """The image ids of the saved selection chosen in the filters, None for none (or one that cannot be read)."""
+    run = components.current_run()
+    if name == NO_SELECTION or run is None:
+        return None
+    from skinsim.selections import SelectionError
+
+    try:
+        return data.selection_ids(run, name)
+    except SelectionError as err:
+        st.warning(f"The saved selection cannot be shown: {err}", icon=":material/warning:")
+        return None
+
+
 def _settings(table: pd.DataFrame) -> tuple[str, tuple[str, ...], int, data.MapFilter]:
     """(colour column, search splits, k, filter) from the widgets' session state, defaults before they exist."""
     # Read before the widgets are drawn so that the map's delta is sent first: the browser then starts
@@ -64,7 +79,8 @@ def _settings(table: pd.DataFrame) -> tuple[str, tuple[str, ...], int, data.MapF
     age = tuple(state.get("f_age", bounds))
     flt = data.MapFilter(dx=tuple(state.get("f_dx", ())), localization=tuple(state.get("f_loc", ())),
                          sex=tuple(state.get("f_sex", ())), splits=tuple(state.get("f_split", ())),
-                         age=None if age == bounds else (float(age[0]), float(age[1])))
+                         age=None if age == bounds else (float(age[0]), float(age[1])),
+                         ids=_saved_selection(state.get("f_selection", NO_SELECTION)))
     return figures.COLOUR_FIELDS[colour_label], data.SEARCH_SPACES[space], int(state.get("map_k", DEFAULT_K)), flt
 
 
@@ -85,8 +101,15 @@ def _controls(table: pd.DataFrame) -> None:
         cols[2].multiselect("Sex", sorted(table["sex"].astype(str).unique()), key="f_sex", placeholder="all")
         cols[3].multiselect("Split", ["train", "val", "test"], key="f_split", placeholder="all")
         bounds = _age_bounds(table)
-        st.slider("Age", bounds[0], bounds[1], bounds, key="f_age",
-                  help="At the full range, images of unknown age are shown too.")
+        low, high = st.columns([3, 1])
+        low.slider("Age", bounds[0], bounds[1], bounds, key="f_age",
+                   help="At the full range, images of unknown age are shown too.")
+        saved = [NO_SELECTION] + data.selections(components.current_run())
+        if st.session_state.get("f_selection") not in saved:
+            st.session_state["f_selection"] = NO_SELECTION  # deleted, or saved in another run
+        high.selectbox("Saved selection", saved, key="f_selection",
+                       help="Only the images of a selection saved from this map, the Data quality page or a "
+                            "neighbour panel (kept in the run's selections/ folder).")
 
 
 def _focus_panel(run: Path, table: pd.DataFrame, image_id: str, neighbours: pd.DataFrame,
@@ -96,6 +119,11 @@ def _focus_panel(run: Path, table: pd.DataFrame, image_id: str, neighbours: pd.D
     st.markdown(f"**{len(neighbours)} nearest neighbours** in {components.space_words(splits)}, by Euclidean "
                 "distance between embeddings (numbered rings on the map)")
     components.neighbour_panel(run, neighbours, key="neighbours", width=PANEL_TILE_WIDTH)
+    components.why_similar(run, image_id, neighbours, key="map_why")
+    with st.expander("Keep these neighbours", icon=":material/bookmark:"):
+        scores = neighbours.set_index("image_id")[["rank", "distance"]].assign(query=image_id)
+        components.selection_actions(run, data.selection_table(run, neighbours["image_id"].tolist(), scores),
+                                     key="map_nb", default_name=f"neighbours of {image_id}")
 
 
 def _clear_selection() -> None:
@@ -114,6 +142,8 @@ def _selection_grid(run: Path, table: pd.DataFrame, ids: list[str]) -> None:
         part = chosen.iloc[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
         components.image_tiles(run, part["image_id"].tolist(),
                                [f"{r.dx} · {r.split} · {r.image_id}" for r in part.itertuples()], width=140)
+        components.selection_actions(run, data.selection_table(run, chosen["image_id"].tolist()), key="map_sel",
+                                     default_name="map selection")
         st.button("Clear selection", key="map_clear", on_click=_clear_selection)
 
 

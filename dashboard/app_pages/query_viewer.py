@@ -36,7 +36,7 @@ def _validation_query(run: Path, meta: pd.DataFrame) -> pd.Series | None:
     return pool.loc[pool["image_id"] == st.session_state[QUERY_KEY]].iloc[0]
 
 
-def _upload_query(run: Path, k: int, splits: tuple[str, ...]) -> pd.DataFrame | None:
+def _upload_query(run: Path, k: int, splits: tuple[str, ...]) -> tuple[pd.DataFrame, bytes] | None:
     upload = st.file_uploader("JPEG or PNG image", type=uploads.UPLOAD_TYPES, key="query_upload",
                               help=f"Up to {uploads.MAX_UPLOAD_BYTES // 2**20} MB, at least {uploads.MIN_SIDE} "
                                    "pixels on the shorter side. The image is embedded with the run's checkpoint; it "
@@ -57,12 +57,13 @@ def _upload_query(run: Path, k: int, splits: tuple[str, ...]) -> pd.DataFrame | 
     components.picture_card(image, f"Uploaded query: `{upload.name}`",
                             {"size": f"{image.width}x{image.height} pixels", "diagnosis": "unknown (not stored)"},
                             key="upload_card", ratio=CARD_RATIO)
-    return table
+    return table, upload.getvalue()
 
 
-def _results(run: Path, table: pd.DataFrame, splits: tuple[str, ...]) -> None:
+def _results(run: Path, table: pd.DataFrame, splits: tuple[str, ...], query: str | bytes) -> None:
     st.subheader(f"{len(table)} nearest neighbours in {components.space_words(splits)}")
     components.neighbour_panel(run, table, key="neighbours")
+    components.why_similar(run, query, table, key="query_why")
     votes = components.diagnosis_vote(table)
     st.subheader("Neighbours' diagnosis vote")
     st.caption(f"How the {len(table)} most similar images are labelled. This is a similarity statistic over the "
@@ -89,12 +90,14 @@ def main() -> None:
         if query is None:
             return
         components.image_card(run, query, "Query", key="query_card", ratio=CARD_RATIO)
-        table = data.neighbours(run, str(query["image_id"]), k, splits)
+        key: str | bytes = str(query["image_id"])
+        table = data.neighbours(run, key, k, splits)
     else:
-        table = _upload_query(run, k, splits)
-        if table is None:
+        found = _upload_query(run, k, splits)
+        if found is None:
             return
-    _results(run, table, splits)
+        table, key = found
+    _results(run, table, splits, key)
     components.missing_images_notice(run)
 
 

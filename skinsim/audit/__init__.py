@@ -15,13 +15,13 @@ writes, atomically, beside the run's own files which it never changes:
 Nothing here needs the model or torch; cleanlab and imagehash are imported only inside the functions that use
 them, so importing this package stays light.
 """
-from skinsim.audit.core import (FILES, FORMAT_VERSION, SUMMARY, AuditError, bench, open_run, read_audit_table,
-                                run_audit)
+from skinsim.audit.core import (FILES, FORMAT_VERSION, SUMMARY, AuditError, AuditTables, bench, open_run, read_audit,
+                                read_audit_table, run_audit)
 from skinsim.audit.duplicates import auto_threshold, find_duplicates
 from skinsim.audit.knn import Neighbours, neighbours
 from skinsim.audit.labels import knn_class_probabilities, label_issues
 from skinsim.audit.outliers import outliers
 
-__all__ = ["FILES", "FORMAT_VERSION", "SUMMARY", "AuditError", "Neighbours", "auto_threshold", "bench",
+__all__ = ["FILES", "FORMAT_VERSION", "SUMMARY", "AuditError", "AuditTables", "Neighbours", "auto_threshold", "bench",
            "find_duplicates", "knn_class_probabilities", "label_issues", "neighbours", "open_run", "outliers",
-           "read_audit_table", "run_audit"]
+           "read_audit", "read_audit_table", "run_audit"]

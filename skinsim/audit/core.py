@@ -5,6 +5,7 @@ import json
 import os
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,43 @@ def read_audit_table(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     arrow = pq.read_table(path)
     meta = json.loads((arrow.schema.metadata or {}).get(METADATA_KEY, b"{}"))
     return arrow.to_pandas(), meta
+
+
+@dataclass(frozen=True)
+class AuditTables:
+    """A run's stored audit: audit.json and the three tables, and whether they all come from one audit."""
+
+    summary: dict[str, Any]
+    duplicates: pd.DataFrame
+    label_issues: pd.DataFrame
+    outliers: pd.DataFrame
+    complete: bool  # False when a table is missing or was written by another audit than audit.json describes
+
+
+def read_audit(run_path: str | Path) -> AuditTables | None:
+    """The audit stored in a run folder, None when it has none, AuditError when it cannot be read."""
+    path = Path(run_path)
+    if not (path / SUMMARY).is_file():
+        return None
+    try:
+        summary = json.loads((path / SUMMARY).read_text())
+    except (OSError, ValueError) as err:
+        raise AuditError(f"cannot read {path / SUMMARY}: {err}") from None
+    if summary.get("format_version", 0) > FORMAT_VERSION:
+        raise AuditError(f"{path / SUMMARY} has format {summary.get('format_version')}, newer than this skinsim "
+                         f"reads ({FORMAT_VERSION}); update skinsim or audit the run again")
+    tables, ids = {}, set()
+    for name, file in FILES.items():
+        if (path / file).is_file():
+            try:
+                tables[name], meta = read_audit_table(path / file)
+            except Exception as err:  # pyarrow raises several unrelated types for a damaged file
+                raise AuditError(f"cannot read {path / file}: {err}") from None
+            ids.add(meta.get("audit_id"))
+        else:
+            tables[name] = SCHEMAS[name].empty_table().to_pandas()
+            ids.add(None)
+    return AuditTables(summary=summary, complete=ids == {summary.get("audit_id")}, **tables)
 
 
 def run_audit(run_path: str | Path, k: int = 10, dup_k: int = 10, dup_threshold: float | None = None,

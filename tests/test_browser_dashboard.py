@@ -21,7 +21,9 @@ from skinsim import bench_dashboard as bd  # noqa: E402
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(bd.chromium_path() is None, reason="chromium is not installed at /usr/bin/chromium")]
 SHOTS = helpers.REPO / "artifacts" / "screenshots"
-PAGES = {"": "skinsim", "map": "Embedding map", "accuracy": "Retrieval accuracy", "query": "Query viewer"}
+PAGES = {"": "skinsim", "map": "Embedding map", "accuracy": "Retrieval accuracy", "query": "Query viewer",
+         "quality": "Data quality"}
+DEMO = helpers.REPO / "data" / "runs" / "demo"
 SHOT_HEIGHT = 1900
 CAPTION = re.compile(r"#\d+ \S+ · d=[\d.]+ · (\S+)")
 
@@ -155,12 +157,47 @@ def test_upload_on_the_query_viewer(tiny_run: Path, chromium: Any) -> None:
         assert_no_exception(page)
         shot(page, "query_upload")
 
+        # why similar: heat maps over the upload and its first neighbour, from the run's checkpoint
+        page.locator(".st-key-query_why_pick").click()
+        page.get_by_role("option", name=re.compile(r"^#1 ")).click()
+        page.locator(".st-key-query_why img").nth(1).wait_for(timeout=60_000)
+        why = page.locator(".st-key-query_why").inner_text()
+        assert "query · uploaded image" in why and f"#1 {found[0]}" in why and "Grad-CAM" in why
+        assert_no_exception(page)
+        shot(page, "query_upload_why_similar")
+
         upload(page, "notes.jpg", b"<html>definitely not a picture</html>")
         page.get_by_text("Upload refused").wait_for(timeout=30_000)
         # the old results go once the rerun finishes (Streamlit drops stale elements at the end of a run)
         page.locator(".st-key-neighbours").wait_for(state="detached", timeout=30_000)
         assert_no_exception(page)
         shot(page, "query_upload_refused")
+        page.context.close()
+
+
+@pytest.mark.skipif(not (DEMO / "audit.json").is_file(), reason="the demo run has no committed audit")
+def test_data_quality_on_the_demo_run_leads_to_the_map(chromium: Any) -> None:
+    with bd.streamlit_server(DEMO.parent) as url:
+        page = bd.new_page(chromium, height=SHOT_HEIGHT)
+        page.goto(f"{url}/quality")
+        page.get_by_role("heading", name="Data quality", exact=True).first.wait_for(timeout=60_000)
+        # HAM10000's first byte-identical pair heads the duplicates
+        page.locator(".st-key-dq_pair_0").get_by_text("ISIC_0029861 · nv").wait_for(timeout=60_000)
+        assert "identical bytes" in page.locator(".st-key-dq_pair_0").inner_text()
+        assert_no_exception(page)
+        shot(page, "data_quality")
+        page.get_by_role("tab", name=re.compile("Label-issue candidates")).click()
+        page.get_by_text(re.compile(r"→ \S+ · quality")).first.wait_for(timeout=30_000)
+        assert_no_exception(page)
+        shot(page, "data_quality_label_issues")
+        page.get_by_role("tab", name=re.compile("Near-duplicates")).click()
+        page.locator(".st-key-dq_map_0_a button").first.click()
+        page.wait_for_url(re.compile(r"/map$"), timeout=60_000)
+        page.locator(".st-key-map_focus_card").get_by_text("ISIC_0029861").first.wait_for(timeout=60_000)
+        page.locator(".st-key-neighbours img").first.wait_for(timeout=60_000)
+        page.locator(".js-plotly-plot .scatterlayer, .js-plotly-plot canvas").first.wait_for(timeout=60_000)
+        assert_no_exception(page)
+        shot(page, "data_quality_to_map")
         page.context.close()
 
 

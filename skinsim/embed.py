@@ -7,6 +7,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from skinsim.distributed import World, share
 from skinsim.model import Embedder
 from skinsim.transforms import flip_views
 
@@ -22,21 +23,29 @@ def pick_device(name: str = "auto") -> torch.device:
 
 @torch.no_grad()
 def embed_batches(model: Embedder, n: int, get_batch: Callable[[slice], torch.Tensor], start: int = 0,
-                  tta: bool = False, batch_size: int = 32, device: torch.device | str = "cpu") -> np.ndarray:
+                  tta: bool = False, batch_size: int = 32, device: torch.device | str = "cpu",
+                  world: World | None = None) -> np.ndarray:
     """Embed n inputs fetched by `get_batch(slice)`; with `tta`, average over the four flips.
 
     When `start` > 0 the inputs are activations after `start` stages, and the flips are applied to them.
+    With a distributed `world`, each rank embeds its own batches and every rank returns all the embeddings.
     """
+    world = world or World()
     was_training = model.training
     model.eval()
     out = []
-    for i in range(0, n, batch_size):
-        x = get_batch(slice(i, min(n, i + batch_size))).to(device, non_blocking=True).float()
-        if tta:
-            emb = torch.stack([model(v, start) for v in flip_views(x)]).mean(0)
-            emb = F.normalize(emb, dim=1)
-        else:
-            emb = model(x, start)
+    for b, i in enumerate(range(0, n, batch_size)):
+        rows = slice(i, min(n, i + batch_size))
+        emb = _embed(model, get_batch(rows).to(device, non_blocking=True).float(), start, tta) \
+            if world.owns(b) else None
+        emb = share(emb, b % world.size, (rows.stop - rows.start, model.fc.out_features), torch.float32,
+                    torch.device(device), world)
         out.append(emb.float().cpu())
     model.train(was_training)
     return torch.cat(out).numpy() if out else np.zeros((0, model.fc.out_features), np.float32)
+
+
+def _embed(model: Embedder, x: torch.Tensor, start: int, tta: bool) -> torch.Tensor:
+    if not tta:
+        return model(x, start)
+    return F.normalize(torch.stack([model(v, start) for v in flip_views(x)]).mean(0), dim=1)

@@ -24,12 +24,13 @@ from safetensors.torch import save_file
 from tqdm import tqdm
 
 import skinsim
-from skinsim import runs
+from skinsim import distributed, runs
 from skinsim.backbones import WeightsError
 from skinsim.config import PRESETS, TrainConfig, preset
 from skinsim.curves import save_curves
 from skinsim.data import DataError, load_dataset, resolve_data_dir
 from skinsim.data.images import decode_all, parse_size
+from skinsim.distributed import World, gather, global_batch_norm
 from skinsim.embed import embed_batches, pick_device
 from skinsim.evaluate import evaluate, quick_p_at_1, summary
 from skinsim.losses import margin_violations, triplet_loss
@@ -148,7 +149,7 @@ def make_deterministic(seed: int) -> None:
     np.random.seed(seed)
 
 
-def load_data(cfg: TrainConfig, work: Path, resume: bool) -> Data:
+def load_data(cfg: TrainConfig, work: Path, resume: bool, world: World = World()) -> Data:
     """Checked metadata, the split (the saved one when resuming), and the images at the training size."""
     data_dir = resolve_data_dir(cfg.data_dir)
     table = load_dataset(data_dir)
@@ -157,14 +158,16 @@ def load_data(cfg: TrainConfig, work: Path, resume: bool) -> Data:
         table["split"] = saved.reindex(table["image_id"]).to_numpy()
     else:
         table["split"] = make_split(table, cfg.split, cfg.split_rng)
-    table[["image_id", "lesion_id", "dx", "split"]].to_parquet(work / "split.parquet", index=False)
+    if world.is_main:
+        table[["image_id", "lesion_id", "dx", "split"]].to_parquet(work / "split.parquet", index=False)
     size = parse_size(cfg.image_size)
     images = decode_all(data_dir, list(table["path"]), size, workers=cfg.workers)
     split = table["split"].to_numpy()
     classes = sorted(table["dx"].unique())
     labels = torch.tensor(table["dx"].map({c: i for i, c in enumerate(classes)}).to_numpy())
     data = Data(data_dir, table, images, *(np.flatnonzero(split == s) for s in ("train", "val", "test")), classes, labels)
-    print(f"data: {len(table)} images from {data_dir}; split '{cfg.split}' (seed {cfg.split_rng}): "
+    log = print if world.is_main else (lambda *a, **k: None)
+    log(f"data: {len(table)} images from {data_dir}; split '{cfg.split}' (seed {cfg.split_rng}): "
           f"{len(data.train_rows)} train / {len(data.val_rows)} val / {len(data.test_rows)} test; "
           f"size {size[0]}x{size[1]}")
     return data
@@ -174,17 +177,19 @@ class Inputs:
     """Model inputs for table rows: cached frozen-trunk activations, or normalised images."""
 
     def __init__(self, cfg: TrainConfig, model: Embedder, data: Data, device: torch.device,
-                 generator: torch.Generator):
-        self.cfg, self.model, self.data, self.device = cfg, model, data, device
+                 generator: torch.Generator, world: World = World()):
+        self.cfg, self.model, self.data, self.device, self.world = cfg, model, data, device, world
         if not cfg.freeze:
             return
         train = data.train_rows
-        self.plain = trunk_activations(model, data.images, cfg.freeze, device)  # every image, unaugmented
+        self.plain = trunk_activations(model, data.images, cfg.freeze, device, world=world)  # unaugmented
         # augmented views draw from `generator` before any batch does, so a resumed run rebuilds the same ones
-        self.views = [self.plain[train]] + [trunk_activations(model, data.images[train], cfg.freeze, device, generator)
+        self.views = [self.plain[train]] + [trunk_activations(model, data.images[train], cfg.freeze, device, generator,
+                                                              world=world)
                                             for _ in range(max(0, cfg.cache_views - 1))]
-        print(f"frozen trunk: {cfg.freeze} stages cached for {len(self.plain)} images, {len(self.views)} view(s) "
-              f"of train, {sum(v.numel() for v in [self.plain, *self.views[1:]]) * 2 / 2**20:.0f} MiB")
+        if world.is_main:
+            print(f"frozen trunk: {cfg.freeze} stages cached for {len(self.plain)} images, {len(self.views)} view(s) "
+                  f"of train, {sum(v.numel() for v in [self.plain, *self.views[1:]]) * 2 / 2**20:.0f} MiB")
 
     def train_batch(self, batch: list[int], generator: torch.Generator) -> torch.Tensor:
         """An augmented batch for positions `batch` in the training rows."""
@@ -202,7 +207,7 @@ class Inputs:
             get = lambda s: self.plain[rows[s]]  # noqa: E731
         else:
             get = lambda s: normalise(self.data.images[rows[s]], self.model.mean, self.model.std)  # noqa: E731
-        return embed_batches(self.model, len(rows), get, self.cfg.freeze, tta, device=self.device)
+        return embed_batches(self.model, len(rows), get, self.cfg.freeze, tta, device=self.device, world=self.world)
 
 
 def make_sampler(cfg: TrainConfig, train_labels: np.ndarray) -> PKSampler | TripletSampler:
@@ -213,9 +218,27 @@ def make_sampler(cfg: TrainConfig, train_labels: np.ndarray) -> PKSampler | Trip
     return PKSampler(train_labels, p, cfg.samples_per_class, cfg.class_power, seed=cfg.seed)
 
 
-def train_epoch(cfg: TrainConfig, epoch: int, model: Embedder, inputs: Inputs, sampler, opt: torch.optim.Optimizer,
-                generator: torch.Generator, wb=None) -> dict[str, float]:
-    """One pass over the sampler's batches; returns the epoch's mean loss and margin-violation share."""
+def train_step(cfg: TrainConfig, net: torch.nn.Module, inputs: Inputs, batch: list[int],
+               generator: torch.Generator, world: World) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Forward and backward of one global batch: this rank embeds its share, mining and the loss see all of it.
+
+    Returns (loss, embeddings, labels) of the global batch, detached.
+    """
+    x = inputs.train_batch(batch, generator)  # the whole batch on every rank: the same augmentation draws
+    y = inputs.data.labels[inputs.data.train_rows[np.asarray(batch)]].to(inputs.device)
+    emb = gather(net(x[world.share_of(len(x))], cfg.freeze), world)
+    loss = triplet_loss(emb, mine(cfg.mining, emb, y, cfg.loss_margin), cfg.loss_margin)
+    loss.backward()
+    return loss.detach(), emb.detach(), y
+
+
+def train_epoch(cfg: TrainConfig, epoch: int, model: Embedder, net: torch.nn.Module, inputs: Inputs, sampler,
+                opt: torch.optim.Optimizer, generator: torch.Generator, world: World = World(),
+                wb=None) -> dict[str, float]:
+    """One pass over the sampler's batches; returns the epoch's mean loss and margin-violation share.
+
+    `net` is `model` itself, or its DistributedDataParallel wrapper when there are several ranks.
+    """
     model.train()
     if cfg.freeze:
         freeze_trunk(model, cfg.freeze)
@@ -223,19 +246,15 @@ def train_epoch(cfg: TrainConfig, epoch: int, model: Embedder, inputs: Inputs, s
     n_batches = min(len(sampler), cfg.max_steps) if cfg.max_steps else len(sampler)
     losses, violating = [], []
     bar = tqdm(sampler, total=n_batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", mininterval=2,
-               file=sys.stderr, disable=None)
+               file=sys.stderr, disable=None if world.is_main else True)
     for step, batch in enumerate(bar):
         if step >= n_batches:
             break
-        x = inputs.train_batch(batch, generator)
-        y = inputs.data.labels[inputs.data.train_rows[np.asarray(batch)]].to(inputs.device)
-        emb = model(x, cfg.freeze)
-        loss = triplet_loss(emb, mine(cfg.mining, emb, y, cfg.loss_margin), cfg.loss_margin)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss, emb, y = train_step(cfg, net, inputs, batch, generator, world)
         opt.step()
         losses.append(loss.item())
-        violating.append(margin_violations(emb.detach(), y, cfg.loss_margin))
+        violating.append(margin_violations(emb, y, cfg.loss_margin))
         if (step + 1) % max(1, cfg.log_interval) == 0:
             recent = float(np.mean(losses[-cfg.log_interval:]))
             bar.set_postfix(loss=f"{recent:.4f}", violating=f"{np.nanmean(violating[-cfg.log_interval:]):.2f}")
@@ -268,29 +287,44 @@ def load_state(path: Path, model: Embedder, opt, sched, generator: torch.Generat
     return int(state["epoch"]), list(state["curves"])
 
 
+def build_model(cfg: TrainConfig, device: torch.device, world: World) -> tuple[Embedder, torch.nn.Module]:
+    """The embedder (first `freeze` stages frozen) and what training calls: itself, or its DDP wrapper."""
+    model = Embedder(cfg.backbone, cfg.em, cfg.pretrained).to(device)
+    if cfg.freeze:
+        freeze_trunk(model, cfg.freeze)
+    if not world.distributed:
+        return model, model
+    model = global_batch_norm(model, device)
+    ids = [world.local_rank] if device.type == "cuda" else None
+    return model, torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
+
 def train(cfg: TrainConfig, final: Path, resume: bool = False) -> Path:
-    """Run the whole pipeline for one config and return the finished run folder."""
+    """Run the whole pipeline for one config and return the finished run folder (every rank returns it)."""
     clock: dict[str, float] = {}
     tick = time.perf_counter()
-    writer = runs.RunWriter(final, resume=resume)
-    work = writer.work
-    state_path = work / "train_state.pt"
     make_deterministic(cfg.seed)
     device = pick_device(cfg.device)
-    if not resume:
+    world = distributed.start(device)
+    if world.distributed and device.type == "cuda":
+        device = torch.device("cuda", world.local_rank)
+    writer = runs.RunWriter(final, resume=resume) if world.is_main else None
+    work = final.parent / f".{final.name}.partial"
+    state_path = work / "train_state.pt"
+    if world.is_main and not resume:
         runs.write_json(work / "config.json", {**cfg.to_dict(), "meta": {"complete": False}})
+    world.barrier()  # the work folder exists before any rank reads or writes in it
+    say = print if world.is_main else (lambda *a, **k: None)
 
     # data: checked metadata, the split, every image decoded once into memory
-    data = load_data(cfg, work, resume)
+    data = load_data(cfg, work, resume, world)
     clock["decode"] = time.perf_counter() - tick
 
     # model, with the first `freeze` stages frozen and their activations computed once
     tick = time.perf_counter()
-    model = Embedder(cfg.backbone, cfg.em, cfg.pretrained).to(device)
-    if cfg.freeze:
-        freeze_trunk(model, cfg.freeze)
+    model, net = build_model(cfg, device, world)
     generator = torch.Generator().manual_seed(cfg.seed)
-    inputs = Inputs(cfg, model, data, device, generator)
+    inputs = Inputs(cfg, model, data, device, generator, world)
     clock["cache"] = time.perf_counter() - tick
 
     opt = make_optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
@@ -299,14 +333,14 @@ def train(cfg: TrainConfig, final: Path, resume: bool = False) -> Path:
     first_epoch, curves = 0, []
     if resume and state_path.is_file():
         first_epoch, curves = load_state(state_path, model, opt, sched, generator)
-        print(f"resuming {work} after epoch {first_epoch}")
-    wb = start_wandb(cfg, final.name)
+        say(f"resuming {work} after epoch {first_epoch}")
+    wb = start_wandb(cfg, final.name) if world.is_main else None
     clock["train"] = sum(r["time_s"] for r in curves)
 
     dx = data.table["dx"].to_numpy()
     for epoch in range(first_epoch, cfg.epochs):
         tick = time.perf_counter()
-        row = train_epoch(cfg, epoch, model, inputs, sampler, opt, generator, wb)
+        row = train_epoch(cfg, epoch, model, net, inputs, sampler, opt, generator, world, wb)
         lr = opt.param_groups[0]["lr"]
         sched.step()
         val_p1 = quick_p_at_1(inputs.embed(data.val_rows, False), dx[data.val_rows],
@@ -314,18 +348,28 @@ def train(cfg: TrainConfig, final: Path, resume: bool = False) -> Path:
         seconds = time.perf_counter() - tick
         curves.append({"epoch": epoch + 1, **row, "val_p_at_1": val_p1, "lr": lr, "time_s": seconds})
         clock["train"] += seconds
-        print(f"epoch {epoch + 1}/{cfg.epochs}: loss {row['train_loss']:.4f}, triplets violating the margin "
-              f"{row['violating_triplets']:.3f}, val P@1 {val_p1:.3f}, {seconds:.0f} s")
+        say(f"epoch {epoch + 1}/{cfg.epochs}: loss {row['train_loss']:.4f}, triplets violating the margin "
+            f"{row['violating_triplets']:.3f}, val P@1 {val_p1:.3f}, {seconds:.0f} s")
         if wb is not None:
             wb.log({"val/p_at_1": val_p1, "train/epoch_loss": row["train_loss"],
                     "train/violating_triplets": row["violating_triplets"], "epoch": epoch + 1})
-        save_curves(curves, work)
-        save_state(state_path, epoch + 1, model, opt, sched, generator, curves)
+        if world.is_main:
+            save_curves(curves, work)
+            save_state(state_path, epoch + 1, model, opt, sched, generator, curves)
 
-    # embeddings of every image, metrics, UMAP, then the run folder is moved into place
     tick = time.perf_counter()
-    vectors = inputs.embed(np.arange(len(data.table)), cfg.tta)
+    vectors = inputs.embed(np.arange(len(data.table)), cfg.tta)  # sharded across ranks, gathered on each
     clock["embed"] = time.perf_counter() - tick
+    if world.is_main:
+        finish(cfg, writer, data, vectors, curves, model, device, clock, wb)
+    world.barrier()  # no rank leaves (and tears the group down) before the run folder is in place
+    distributed.stop(world)
+    return final
+
+
+def finish(cfg: TrainConfig, writer: runs.RunWriter, data: Data, vectors: np.ndarray, curves: list[dict],
+           model: Embedder, device: torch.device, clock: dict[str, float], wb=None) -> Path:
+    """Metrics and UMAP of the embeddings, the run folder moved into place, then the audit (rank 0 only)."""
     tick = time.perf_counter()
     report = evaluate(data.table, vectors, seed=cfg.split_rng)
     clock["evaluate"] = time.perf_counter() - tick
@@ -334,7 +378,7 @@ def train(cfg: TrainConfig, final: Path, resume: bool = False) -> Path:
 
     coords = fit_umap(vectors, seed=cfg.seed)
     clock["umap"] = time.perf_counter() - tick
-    write_outputs(cfg, work, data, vectors, coords, report, curves, model, device, clock)
+    write_outputs(cfg, writer.work, data, vectors, coords, report, curves, model, device, clock)
     if wb is not None:
         wb.summary.update({f"test/{k}": v for k, v in report["overall"].items()})
         wb.finish()
@@ -394,6 +438,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         final = out_folder(cfg, args.out)
     try:
+        world = distributed.start(pick_device(cfg.device))  # under torchrun: join the group before naming the run
+        final = distributed.same_on_all(final, world)  # a name made from the clock could differ between ranks
         train(cfg, final, resume=resume)
     except (DataError, WeightsError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

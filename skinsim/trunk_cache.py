@@ -8,25 +8,34 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from skinsim.distributed import World, share
 from skinsim.model import Embedder
 from skinsim.transforms import augment, normalise
 
 
 @torch.no_grad()
 def trunk_activations(model: Embedder, images: np.ndarray, stop: int, device: torch.device | str = "cpu",
-                      generator: torch.Generator | None = None, batch_size: int = 32) -> torch.Tensor:
+                      generator: torch.Generator | None = None, batch_size: int = 32,
+                      world: World | None = None) -> torch.Tensor:
     """Half-precision activations after the first `stop` stages for uint8 images (n, h, w, 3).
 
-    With a `generator`, each image is randomly augmented first (one augmented view per call).
+    With a `generator`, each image is randomly augmented first (one augmented view per call). With a
+    distributed `world`, each rank runs the trunk on its own batches and every rank ends with all of them.
     """
+    world = world or World()
     was_training = model.training
     model.eval()
-    chunks = []
-    for i in range(0, len(images), batch_size):
+    chunks, shape = [], None
+    for b, i in enumerate(range(0, len(images), batch_size)):
         x = normalise(images[i:i + batch_size], model.mean, model.std)
         if generator is not None:
+            # every rank draws every batch's augmentation, so the views do not depend on the number of ranks
             x = augment(x, generator)
-        chunks.append(model.trunk(x.to(device), stop).half())
+        if shape is None and world.distributed:
+            shape = model.trunk(x[:1].to(device), stop).shape[1:]
+        out = model.trunk(x.to(device), stop).half() if world.owns(b) else None
+        chunks.append(share(out, b % world.size, (len(x), *(shape or ())), torch.float16, torch.device(device),
+                            world))
     model.train(was_training)
     return torch.cat(chunks)
 

@@ -2,6 +2,7 @@
 global batch (loss and every gradient), and together write exactly one complete run folder."""
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -38,13 +39,16 @@ sys.exit(T.main(sys.argv[1:]))
 """
 
 
-def run_training(script: Path, args: list[str], dump: Path, processes: int) -> subprocess.CompletedProcess:
+def run_training(target: Path | str, args: list[str], dump: Path, processes: int,
+                 extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run a training script (a path) or module ('-m skinsim.train') in `processes` processes (torchrun)."""
     launcher = [sys.executable] if processes == 1 else [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)]
     # a script run by path sees its own folder, not the checkout: put the checkout on the path
     env = {**os.environ, "SKINSIM_TEST_DUMP": str(dump), "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    return subprocess.run([*launcher, str(script), *args], cwd=REPO, env=env, capture_output=True, text=True,
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+           **(extra_env or {})}
+    return subprocess.run([*launcher, *str(target).split(" "), *args], cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=600)
 
 
@@ -54,7 +58,10 @@ def test_two_processes_take_the_single_process_step_and_write_one_run(synthetic_
     args = ["--data-dir", str(synthetic_data), *TINY_ARGS, "--epochs", "1", "--max_steps", "2", "--no-audit"]
     single = run_training(script, [*args, "--out", str(tmp_path / "runs" / "single")], tmp_path / "single", 1)
     assert single.returncode == 0, single.stderr[-3000:]
-    pair = run_training(script, [*args, "--out", str(tmp_path / "runs" / "ddp")], tmp_path / "ddp", 2)
+    # rank 0 alone logs to W&B (offline), when wandb is installed
+    wandb = importlib.util.find_spec("wandb") is not None
+    pair = run_training(script, [*args, "--out", str(tmp_path / "runs" / "ddp")] + (["--wandb"] if wandb else []),
+                        tmp_path / "ddp", 2, {"WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path), "WANDB_SILENT": "true"})
     assert pair.returncode == 0, pair.stderr[-3000:]
 
     one = torch.load(tmp_path / "single.rank0", weights_only=True)
@@ -74,6 +81,8 @@ def test_two_processes_take_the_single_process_step_and_write_one_run(synthetic_
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["ddp", "latest", "single"]
     assert is_run(tmp_path / "runs" / "ddp")
     assert pair.stdout.count("run written to") == 1
+    if wandb:
+        assert len(list(tmp_path.glob("wandb/offline-run-*"))) == 1
 
 
 @pytest.mark.parametrize("n,size,shares", [(14, 2, [7, 7]), (7, 2, [4, 3]), (10, 3, [4, 3, 3]), (2, 3, [1, 1, 0])])
@@ -87,3 +96,33 @@ def test_each_rank_takes_a_contiguous_share_of_the_batch(n: int, size: int, shar
 def test_work_is_dealt_round_robin() -> None:
     assert [b for b in range(7) if World(rank=1, size=3).owns(b)] == [1, 4]
     assert all(World().owns(b) for b in range(5)) and World().is_main and not World().distributed
+
+
+KILL_MID_EPOCH = """
+import os, signal, sys
+import skinsim.train as T
+real_iter = T.PKSampler.__iter__
+def dying_iter(self):
+    for step, batch in enumerate(real_iter(self)):
+        if self.epoch == 1 and step == 1 and os.environ.get("RANK") == "1":
+            os.kill(os.getpid(), signal.SIGKILL)  # kill -9 one rank in the middle of the second epoch
+        yield batch
+T.PKSampler.__iter__ = dying_iter
+sys.exit(T.main(sys.argv[1:]))
+"""
+
+
+def test_a_distributed_run_killed_mid_epoch_resumes_to_the_same_end(synthetic_data: Path, tmp_path: Path):
+    from test_train import REPRO_ARGS, assert_same_run
+
+    args = ["--data-dir", str(synthetic_data), *REPRO_ARGS, "--no-audit"]
+    alone = run_training("-m skinsim.train", [*args, "--out", str(tmp_path / "alone")], tmp_path / "x", 2)
+    assert alone.returncode == 0, alone.stderr[-3000:]
+    script = tmp_path / "kill.py"
+    script.write_text(KILL_MID_EPOCH)
+    killed = run_training(script, [*args, "--out", str(tmp_path / "killed")], tmp_path / "x", 2)
+    assert killed.returncode != 0 and not (tmp_path / "killed").exists()
+    assert torch.load(tmp_path / ".killed.partial" / "train_state.pt", weights_only=True)["epoch"] == 1
+    resumed = run_training("-m skinsim.train", ["--resume", str(tmp_path / "killed")], tmp_path / "x", 2)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert_same_run(tmp_path / "alone", tmp_path / "killed")

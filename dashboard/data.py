@@ -530,3 +530,76 @@ def _why_similar(run: str, version: float, query: str | bytes, neighbour: str) -
     return WhySimilar(query=images.heat_overlay(picture_q.resize(size, Image.BILINEAR), maps.query),
                       neighbour=images.heat_overlay(picture_n.resize(size, Image.BILINEAR), maps.neighbour),
                       cosine=maps.cosine, method=maps.method)
+
+
+# ---------------------------------------------------------------- archives (python -m skinsim.index)
+
+ARCHIVE_SPACE = "archive: "  # search-space label prefix: "archive: NAME"
+
+
+def search_space_choices(run: Path) -> list[str]:
+    """The query viewer's search spaces: the run's splits, then its complete archives as 'archive: NAME'."""
+    from skinsim.archive import list_archives
+
+    return list(SEARCH_SPACES) + [f"{ARCHIVE_SPACE}{name}" for name in list_archives(Path(run))]
+
+
+def archive_choice(space: str) -> str | None:
+    """The archive name of an 'archive: NAME' search space, else None."""
+    return space[len(ARCHIVE_SPACE):] if space.startswith(ARCHIVE_SPACE) else None
+
+
+def _archive_stamp(run: Path, name: str) -> float:
+    try:
+        return (Path(run) / "archives" / name / "manifest.json").stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def archive(run: Path, name: str) -> Any:
+    """The run's archive `name` (skinsim.archive.Archive), opened once per version; SearchUnavailable with a reason."""
+    return _archive(str(run), stamp(run), name, _archive_stamp(run, name))
+
+
+@st.cache_resource(show_spinner="Opening the archive ...", max_entries=4)
+def _archive(run: str, version: float, name: str, archive_version: float) -> Any:
+    from skinsim.archive import ArchiveError, open_archive
+    from skinsim.vector_index import IndexMismatch
+
+    try:
+        return open_archive(Path(run), name)
+    except (ArchiveError, IndexMismatch, ImportError, OSError) as err:
+        raise SearchUnavailable(f"archive {name} cannot be searched: {err}") from None
+
+
+def archive_neighbours(run: Path, name: str, image_id: str, k: int) -> pd.DataFrame:
+    """The k nearest archive images to a stored image of the run, by its stored vector."""
+    return _archive_neighbours(str(run), stamp(run), name, _archive_stamp(run, name), image_id, int(k))
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _archive_neighbours(run: str, version: float, name: str, archive_version: float, image_id: str,
+                        k: int) -> pd.DataFrame:
+    found = _archive(run, version, name, archive_version)
+    meta, vectors = _embeddings(run, version)
+    rows = np.flatnonzero(meta["image_id"].to_numpy() == image_id)
+    if len(rows) == 0:
+        return pd.DataFrame(columns=["rank", "id", "path", "distance", *found.metadata_columns])
+    return found.neighbours(vectors[rows[:1]], k)[0]
+
+
+def archive_query_upload(run: Path, name: str, image: Any, k: int) -> pd.DataFrame:
+    """The k nearest archive images to an uploaded image, embedded with the run's checkpoint."""
+    found = archive(run, name)
+    return found.neighbours(search_index(run).embed_images([image]), int(k))[0]
+
+
+def archive_image_bytes(run: Path, name: str, path: str) -> tuple[bytes, bool]:
+    """(displayable bytes, found) for an archive image by its stored path; a placeholder tile when it is missing."""
+    file = archive(run, name).image_path(path)
+    if file.is_file():
+        try:
+            return _thumbnail(str(file)), True
+        except OSError:
+            pass  # unreadable now: shown like a missing one
+    return _placeholder(), False

@@ -36,7 +36,8 @@ def _validation_query(run: Path, meta: pd.DataFrame) -> pd.Series | None:
     return pool.loc[pool["image_id"] == st.session_state[QUERY_KEY]].iloc[0]
 
 
-def _upload_query(run: Path, k: int, splits: tuple[str, ...]) -> tuple[pd.DataFrame, bytes] | None:
+def _upload_query(run: Path, k: int, splits: tuple[str, ...],
+                  archive: str | None = None) -> tuple[pd.DataFrame, bytes] | None:
     upload = st.file_uploader("JPEG or PNG image", type=uploads.UPLOAD_TYPES, key="query_upload",
                               help=f"Up to {uploads.MAX_UPLOAD_BYTES // 2**20} MB, at least {uploads.MIN_SIDE} "
                                    "pixels on the shorter side. The image is embedded with the run's checkpoint; it "
@@ -50,7 +51,8 @@ def _upload_query(run: Path, k: int, splits: tuple[str, ...]) -> tuple[pd.DataFr
         return None
     try:
         with st.spinner("Embedding the image ..."):
-            table = data.query_upload(run, image, k, splits)
+            table = data.archive_query_upload(run, archive, image, k) if archive else \
+                data.query_upload(run, image, k, splits)
     except data.SearchUnavailable as exc:
         st.warning(str(exc))
         return None
@@ -64,6 +66,10 @@ def _results(run: Path, table: pd.DataFrame, splits: tuple[str, ...], query: str
     st.subheader(f"{len(table)} nearest neighbours in {components.space_words(splits)}")
     components.neighbour_panel(run, table, key="neighbours")
     components.why_similar(run, query, table, key="query_why")
+    _vote(table)
+
+
+def _vote(table: pd.DataFrame) -> None:
     votes = components.diagnosis_vote(table)
     st.subheader("Neighbours' diagnosis vote")
     st.caption(f"How the {len(table)} most similar images are labelled. This is a similarity statistic over the "
@@ -74,6 +80,27 @@ def _results(run: Path, table: pd.DataFrame, splits: tuple[str, ...], query: str
         right.dataframe(votes.rename("neighbours").to_frame(), width="stretch")
 
 
+def _archive_results(run: Path, archive: str, table: pd.DataFrame) -> None:
+    st.subheader(f"{len(table)} nearest images in archive `{archive}`")
+    with st.container(key="archive_neighbours"):
+        if table.empty:
+            st.warning(f"No neighbours: archive {archive} holds no image to compare with.")
+            return
+        shown = [data.archive_image_bytes(run, archive, p) for p in table["path"]]
+        captions = [f"#{int(r['rank'])} · d={r['distance']:.3f} · {Path(r['path']).name}"
+                    for _, r in table.iterrows()]
+        st.image([picture for picture, _ in shown], caption=captions, width=components.TILE_WIDTH)
+        missing = sum(not found for _, found in shown)
+        if missing:
+            st.info(f"{missing} of these {len(table)} images were not found at the paths the archive stored them "
+                    f"under (`{data.archive(run, archive).root}`); they are shown as placeholders.",
+                    icon=":material/image_not_supported:")
+        st.dataframe(table, hide_index=True,
+                     column_config={"distance": st.column_config.NumberColumn("distance", format="%.4f")})
+    if "dx" in table.columns and table["dx"].notna().any():
+        _vote(table)
+
+
 def main() -> None:
     """Render the query viewer page."""
     run = components.page_run("Query viewer")
@@ -82,22 +109,35 @@ def main() -> None:
     meta, _ = data.embeddings(run)
     top = st.columns([2, 2, 2])
     mode = top[0].radio("Query", MODES, horizontal=True, key="query_mode")
-    space = top[1].radio("Search space", list(data.SEARCH_SPACES), horizontal=True, key="query_space")
+    spaces = data.search_space_choices(run)
+    if st.session_state.get("query_space") not in spaces:
+        st.session_state["query_space"] = spaces[0]  # another run, without the archive chosen before
+    space = top[1].radio("Search space", spaces, horizontal=True, key="query_space",
+                         help="The run's test split (or test + train), or an image archive embedded with the run's "
+                              "model (`python -m skinsim.index`)")
     k = top[2].slider("k", 1, 30, 10, key="query_k")
-    splits = data.SEARCH_SPACES[space]
-    if mode == MODES[0]:
-        query = _validation_query(run, meta)
-        if query is None:
-            return
-        components.image_card(run, query, "Query", key="query_card", ratio=CARD_RATIO)
-        key: str | bytes = str(query["image_id"])
-        table = data.neighbours(run, key, k, splits)
+    archive = data.archive_choice(space)
+    splits = data.SEARCH_SPACES.get(space, ("test",))
+    try:
+        if mode == MODES[0]:
+            query = _validation_query(run, meta)
+            if query is None:
+                return
+            components.image_card(run, query, "Query", key="query_card", ratio=CARD_RATIO)
+            key: str | bytes = str(query["image_id"])
+            table = data.archive_neighbours(run, archive, key, k) if archive else data.neighbours(run, key, k, splits)
+        else:
+            found = _upload_query(run, k, splits, archive)
+            if found is None:
+                return
+            table, key = found
+    except data.SearchUnavailable as exc:
+        st.warning(str(exc))
+        return
+    if archive:
+        _archive_results(run, archive, table)
     else:
-        found = _upload_query(run, k, splits)
-        if found is None:
-            return
-        table, key = found
-    _results(run, table, splits, key)
+        _results(run, table, splits, key)
     components.missing_images_notice(run)
 
 

@@ -1,0 +1,624 @@
+"""Embed a whole image archive with a run's model, in shards that survive a kill, and index it with FAISS.
+
+    python -m skinsim.index --run demo ../shared/ham10000/images --name ham10000
+    python -m skinsim.index --run demo photos.csv          # a CSV: a `path` column, other columns kept as metadata
+    torchrun --standalone --nproc_per_node 4 -m skinsim.index -- --run demo SOURCE   # ranks share the shards
+
+(torchrun takes `--run` for its own `--run-path`; the `--` hands everything after it to skinsim.index.)
+
+SOURCE is a folder (every .jpg/.jpeg/.png below it, sorted, hidden files and folders skipped) or a CSV whose
+`path` column holds paths relative to the CSV's folder or absolute. Each image is resized, normalised and embedded
+as in training (skinsim.search.SearchIndex, flips averaged when the run's config says tta). The archive is written
+to RUN/archives/NAME/ (layout: skinsim.archive, data/README.md): a plan of every file (sha256, shard), parquet
+shards of embedded images, reports of unreadable files and of byte-identical duplicates (embedded once), a
+FAISS index and manifest.json. A finished shard is never embedded again: after a kill, run the same command.
+"""
+from __future__ import annotations
+
+import argparse
+import fcntl
+import os
+import re
+import resource
+import sys
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.distributed as dist
+from PIL import Image
+from tqdm import tqdm
+
+from skinsim import vector_index
+from skinsim.archive import (ARCHIVE_VERSION, ARCHIVES, DUPLICATES, FILE_COLUMNS, INDEX, MANIFEST, PLAN, RESERVED,
+                             SHARDS, UNREADABLE, ArchiveError, check_name, checkpoint_digest, file_sha256,
+                             read_manifest, read_shards, shard_file)
+from skinsim.config import TrainConfig
+from skinsim.data.images import IMAGE_SUFFIXES, parse_size, to_array
+from skinsim.distributed import World, start, stop
+from skinsim.embed import pick_device
+from skinsim.runs import Run, load_run, write_json, write_vectors
+
+BATCH_SIZE = 64
+SHARD_SIZE = 1000
+PLAN_COLUMNS = ["path", "sha256", "file_size", "shard", "copy_of", "error"]
+
+
+# ---------------------------------------------------------------- the source
+
+
+@dataclass(frozen=True)
+class Source:
+    """The images to embed: `files` (path + metadata columns, in archive order); paths are relative to `root`."""
+
+    path: Path
+    kind: str
+    root: Path
+    files: pd.DataFrame
+
+
+def read_source(source: str | Path) -> Source:
+    """List a folder of images or read a CSV with a path column (ArchiveError when neither works)."""
+    given = Path(source).expanduser()
+    if not given.exists():
+        raise ArchiveError(f"SOURCE {source} does not exist")
+    path = given.resolve()
+    if path.is_dir():
+        files = pd.DataFrame({"path": folder_images(path)})
+        if files.empty:
+            raise ArchiveError(f"SOURCE {source} holds no {'/'.join(IMAGE_SUFFIXES)} files (hidden ones skipped)")
+        return Source(path=path, kind="folder", root=path, files=files)
+    if path.suffix.lower() != ".csv":
+        raise ArchiveError(f"SOURCE {source} is neither a folder of images nor a .csv file with a path column")
+    files = csv_files(path)
+    if files.empty:
+        raise ArchiveError(f"SOURCE {source} lists no images")
+    return Source(path=path, kind="csv", root=path.parent, files=files)
+
+
+def folder_images(root: Path) -> list[str]:
+    """Relative POSIX paths of the JPEG/PNG files below `root`, sorted, skipping hidden files and folders."""
+    found = []
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in names:
+            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_SUFFIXES:
+                found.append((Path(folder) / name).relative_to(root).as_posix())
+    return sorted(found)
+
+
+def csv_files(csv: Path) -> pd.DataFrame:
+    """A CSV's rows: `path` first, then its other columns as metadata."""
+    try:
+        table = pd.read_csv(csv, dtype={"path": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise ArchiveError(f"{csv} is not a readable CSV ({str(err).splitlines()[0]})") from None
+    if "path" not in table.columns:
+        raise ArchiveError(f"{csv} has no `path` column (it has: {', '.join(map(str, table.columns))})")
+    clash = sorted(str(c) for c in table.columns if c != "path" and c in RESERVED)
+    if clash:
+        raise ArchiveError(f"{csv}: the columns {', '.join(clash)} are names the archive uses itself; rename them")
+    paths = table["path"].str.strip()
+    empty = np.flatnonzero((paths.isna() | (paths == "")).to_numpy())
+    if len(empty):
+        raise ArchiveError(f"{csv}: rows {', '.join(str(i + 2) for i in empty[:10])} have no path")
+    table["path"] = paths
+    return table[["path"] + [c for c in table.columns if c != "path"]].reset_index(drop=True)
+
+
+def default_name(source: str | Path) -> str:
+    """An archive name from SOURCE: its folder name or CSV stem, cut to what a folder name may hold."""
+    path = Path(source).expanduser().resolve()
+    stem = path.stem if path.suffix.lower() == ".csv" else path.name
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", stem).lstrip("._-").rstrip(".")[:100] or "archive"
+
+
+# ---------------------------------------------------------------- the plan: hashes, duplicates, shards
+
+
+def _fingerprint(path: Path) -> tuple[str | None, int, str | None]:
+    try:
+        return file_sha256(path), path.stat().st_size, None
+    except OSError as err:  # missing (a CSV row), a folder, no permission
+        return None, -1, f"{type(err).__name__}: {err.strerror or err}"
+
+
+def plan_files(source: Source, shard_size: int, workers: int, progress: bool = True) -> pd.DataFrame:
+    """Every source file with its sha256 and size, and the shard that embeds it, the file it copies, or its error."""
+    files = source.files
+    with ThreadPoolExecutor(workers) as pool:
+        found = list(tqdm(pool.map(_fingerprint, [source.root / p for p in files["path"]]), total=len(files),
+                          desc="hashing", unit="file", disable=not progress))
+    first: dict[str, str] = {}
+    copy_of: list[str | None] = []
+    for path, (sha, _, _) in zip(files["path"], found):
+        copy_of.append(first.get(sha) if sha is not None else None)
+        if sha is not None:
+            first.setdefault(sha, path)
+    plan = pd.DataFrame({"path": files["path"], "sha256": [f[0] for f in found],
+                         "file_size": np.array([f[1] for f in found], dtype=np.int64), "copy_of": copy_of,
+                         "error": [f[2] for f in found]})
+    unique = (plan["sha256"].notna() & plan["copy_of"].isna()).to_numpy()
+    shard = np.full(len(plan), -1, dtype=np.int64)
+    shard[unique] = np.arange(int(unique.sum())) // shard_size
+    plan.insert(3, "shard", shard)
+    return pd.concat([plan, files.drop(columns="path")], axis=1)
+
+
+def same_listing(plan: pd.DataFrame, source: Source) -> str | None:
+    """None when SOURCE still lists the planned files with their sizes, else what changed."""
+    now, then = source.files["path"].tolist(), plan["path"].tolist()
+    if now != then:
+        added, gone = len(set(now) - set(then)), len(set(then) - set(now))
+        return f"{len(then)} files were planned, {len(now)} are listed now ({added} new, {gone} gone)"
+    for path, size in zip(then, plan["file_size"]):
+        try:
+            now_size = (source.root / path).stat().st_size
+        except OSError:
+            now_size = -1
+        if now_size != size:
+            return f"{path} was {size} bytes, now {now_size}"
+    return None
+
+
+# ---------------------------------------------------------------- the archive folder
+
+
+@dataclass
+class Job:
+    """One indexing command: the run and its model, the source, the archive folder and the settings asked for."""
+
+    run: Run
+    config: TrainConfig
+    digest: str
+    source: Source
+    name: str
+    folder: Path
+    batch_size: int | None
+    shard_size: int | None
+    spec: str | None
+    workers: int
+    rebuild_index: bool
+
+
+def _write_atomic(path: Path, write: Callable[[Path], Any]) -> None:
+    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
+    try:
+        write(tmp)
+        os.replace(tmp, path)  # a reader (or a resumed run) sees the old file or the new one, never half of one
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def _manifest_lock(folder: Path) -> Iterator[None]:
+    # ranks of a torchrun job record their shards in the one manifest; the lock keeps their updates apart
+    with open(folder / ".manifest.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def update_manifest(folder: Path, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """Read the manifest, apply `change`, write it back atomically, under the archive's lock."""
+    with _manifest_lock(folder):
+        manifest = read_manifest(folder)
+        change(manifest)
+        _write_atomic(folder / MANIFEST, lambda p: write_json(p, manifest))
+    return manifest
+
+
+def new_manifest(job: Job, plan: pd.DataFrame, batch_size: int, shard_size: int) -> dict[str, Any]:
+    """The manifest of an archive just planned: no shard finished yet."""
+    return {"version": ARCHIVE_VERSION, "name": job.name, "complete": False,
+            "run": {"name": job.run.name, "path": str(job.run.path.resolve()), "checkpoint_sha256": job.digest},
+            "source": {"path": str(job.source.path), "kind": job.source.kind, "root": str(job.source.root)},
+            "model": {"backbone": job.config.backbone, "em": job.config.em, "image_size": job.config.image_size,
+                      "tta": job.config.tta},
+            "settings": {"batch_size": batch_size, "shard_size": shard_size},
+            "metadata_columns": [c for c in plan.columns if c not in PLAN_COLUMNS],
+            "n_shards": int(plan["shard"].max() + 1) if (plan["shard"] >= 0).any() else 0,
+            "shards": [], "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+def start_archive(job: Job) -> str:
+    """Plan a new archive, or check an existing one; 'new', 'resume', 'rebuild' or 'complete'. Rank 0 only."""
+    folder = job.folder
+    if (folder / MANIFEST).is_file():
+        return reopen_archive(job)
+    if folder.exists():
+        ours = {PLAN, SHARDS, ".manifest.lock"}
+        if any(not (p.name in ours or p.name.startswith(".")) for p in folder.iterdir()):
+            raise ArchiveError(f"{folder} exists and is not an archive; choose another --name")
+    batch_size, shard_size = job.batch_size or BATCH_SIZE, job.shard_size or SHARD_SIZE
+    plan = plan_files(job.source, shard_size, job.workers)
+    (folder / SHARDS).mkdir(parents=True, exist_ok=True)
+    for leftover in (folder / SHARDS).iterdir():
+        leftover.unlink()  # shards of a start that never wrote its manifest: nothing vouches for them
+    _write_atomic(folder / PLAN, lambda p: plan.to_parquet(p, index=False))
+    manifest = new_manifest(job, plan, batch_size, shard_size)
+    _write_atomic(folder / MANIFEST, lambda p: write_json(p, manifest))
+    return "new"
+
+
+def reopen_archive(job: Job) -> str:
+    """Check that an existing archive was made from this run, source and settings; say what is left to do."""
+    folder, manifest = job.folder, read_manifest(job.folder)
+    where = f"archive {job.name} ({folder})"
+    if manifest.get("version") != ARCHIVE_VERSION:
+        raise ArchiveError(f"{where} is version {manifest.get('version')}, not {ARCHIVE_VERSION}; choose another "
+                           "--name")
+    if manifest["run"]["checkpoint_sha256"] != job.digest:
+        raise ArchiveError(f"{where} was embedded with another checkpoint; choose another --name")
+    if manifest["source"]["path"] != str(job.source.path):
+        raise ArchiveError(f"{where} was made from {manifest['source']['path']}, not {job.source.path}; choose "
+                           "another --name")
+    for key, asked in (("batch_size", job.batch_size), ("shard_size", job.shard_size)):
+        if asked is not None and asked != manifest["settings"][key]:
+            raise ArchiveError(f"{where} was started with --{key.replace('_', '-')} {manifest['settings'][key]}; "
+                               "give that, or nothing, to continue it")
+    changed = same_listing(pd.read_parquet(folder / PLAN), job.source)
+    if changed:
+        raise ArchiveError(f"SOURCE changed since {where} was started: {changed}; choose another --name")
+    for leftover in (folder / SHARDS).glob(".*.tmp"):
+        leftover.unlink()  # a shard being written when the process died
+    if not manifest.get("complete"):
+        return "resume"
+    if job.rebuild_index:
+        update_manifest(folder, lambda m: m.update(complete=False))
+        return "rebuild"
+    table, vectors = read_shards(folder, manifest)
+    try:
+        vector_index.load(folder / INDEX, vectors)
+    except vector_index.IndexMismatch as err:
+        raise vector_index.IndexMismatch(f"{err}; `--rebuild-index` rebuilds it from the stored vectors") from None
+    return "complete"
+
+
+# ---------------------------------------------------------------- embedding the shards
+
+
+@dataclass
+class Decoded:
+    """One file decoded at the model's input size, or why it could not be."""
+
+    array: np.ndarray | None
+    width: int = 0
+    height: int = 0
+    error: str | None = None
+
+
+def decode(path: Path, size: tuple[int, int]) -> Decoded:
+    """An image file as the model's input array (skinsim.data.images.to_array), with its original size."""
+    try:
+        with Image.open(path) as img:
+            width, height = img.size
+            return Decoded(to_array(img, size), width, height)
+    except Exception as err:  # PIL raises many types for broken, truncated or foreign files
+        return Decoded(None, error=f"{type(err).__name__}: {err}")
+
+
+def decoded_batches(paths: list[Path], size: tuple[int, int], batch_size: int,
+                    pool: ThreadPoolExecutor) -> Iterator[list[Decoded]]:
+    """Batches of decoded files; the next batch decodes while the caller embeds this one (two in memory at most)."""
+    chunks = [paths[i:i + batch_size] for i in range(0, len(paths), batch_size)]
+
+    def submit(i: int) -> list[Future[Decoded]]:
+        return [pool.submit(decode, p, size) for p in chunks[i]] if i < len(chunks) else []
+
+    ahead = submit(0)
+    for i in range(len(chunks)):
+        current, ahead = ahead, submit(i + 1)
+        yield [f.result() for f in current]
+
+
+def embed_shard(searcher: Any, rows: pd.DataFrame, root: Path, batch_size: int, pool: ThreadPoolExecutor,
+                bar: tqdm) -> tuple[pd.DataFrame, np.ndarray, list[dict[str, Any]]]:
+    """Embed one shard's files: (table of embedded files, their vectors, the files that could not be read)."""
+    size = parse_size(searcher.config.image_size)
+    kept, widths, heights, vectors, errors = [], [], [], [], []
+    start = 0
+    for batch in decoded_batches([root / p for p in rows["path"]], size, batch_size, pool):
+        chunk = rows.iloc[start:start + len(batch)]
+        start += len(batch)
+        good = [i for i, d in enumerate(batch) if d.array is not None]
+        errors += [{"row": int(r), "path": p, "error": d.error}
+                   for r, p, d in zip(chunk.index, chunk["path"], batch) if d.array is None]
+        if good:
+            # PIL images of the model's size: SearchIndex's own preprocessing then only normalises them
+            vectors.append(searcher.embed_images([Image.fromarray(batch[i].array) for i in good]))
+            kept.append(chunk.iloc[good])
+            widths += [batch[i].width for i in good]
+            heights += [batch[i].height for i in good]
+        bar.update(len(batch))
+    table = pd.concat(kept) if kept else rows.iloc[:0]
+    table = table.assign(id=table["sha256"].str[:16], width=np.array(widths, dtype=np.int64),
+                         height=np.array(heights, dtype=np.int64))
+    metadata = [c for c in rows.columns if c not in PLAN_COLUMNS]
+    em = searcher.config.em
+    return (table[FILE_COLUMNS + metadata].reset_index(drop=True),
+            np.concatenate(vectors) if vectors else np.zeros((0, em), np.float32), errors)
+
+
+def write_shard(folder: Path, j: int, table: pd.DataFrame, vectors: np.ndarray) -> None:
+    """Write shard `j` under a temporary name and rename it into place."""
+    _write_atomic(folder / shard_file(j), lambda p: write_vectors(p, table, vectors))
+
+
+def record_shard(folder: Path, j: int, rows: int, errors: list[dict[str, Any]]) -> None:
+    """List shard `j` as finished in the manifest (with the files it could not read)."""
+    entry = {"index": j, "file": shard_file(j), "rows": rows, "unreadable": errors}
+
+    def add(manifest: dict[str, Any]) -> None:
+        manifest["shards"] = sorted([e for e in manifest["shards"] if e["index"] != j] + [entry],
+                                    key=lambda e: e["index"])
+
+    update_manifest(folder, add)
+
+
+def finished_shards(folder: Path) -> set[int]:
+    """Shards the manifest lists whose file is there."""
+    return {e["index"] for e in read_manifest(folder)["shards"] if (folder / e["file"]).is_file()}
+
+
+def embed_my_shards(job: Job, world: World, device: torch.device) -> tuple[int, float]:
+    """Embed the unfinished shards this rank owns (round robin): (files decoded, seconds after the model loaded)."""
+    from skinsim.search import SearchIndex
+
+    manifest = read_manifest(job.folder)
+    plan = pd.read_parquet(job.folder / PLAN)
+    done = finished_shards(job.folder)
+    todo = [j for j in range(manifest["n_shards"]) if world.owns(j) and j not in done]
+    if not todo:
+        return 0, 0.0
+    if world.is_main and done:
+        print(f"{len(done)} of {manifest['n_shards']} shards are finished already; embedding the rest",
+              file=sys.stderr)
+    searcher = SearchIndex(job.run, device=str(device))
+    began = time.perf_counter()
+    rows_of = plan.groupby("shard").groups
+    total = sum(len(rows_of[j]) for j in todo)
+    batch_size = manifest["settings"]["batch_size"]
+    with ThreadPoolExecutor(job.workers) as pool, tqdm(total=total, unit="img", desc=f"embedding {job.name}",
+                                                       disable=not world.is_main) as bar:
+        for j in todo:
+            table, vectors, errors = embed_shard(searcher, plan.loc[rows_of[j]], job.source.root, batch_size, pool,
+                                                 bar)
+            write_shard(job.folder, j, table, vectors)
+            record_shard(job.folder, j, len(table), errors)
+    return total, time.perf_counter() - began
+
+
+# ---------------------------------------------------------------- finishing: reports, index, manifest
+
+
+def write_reports(folder: Path, plan: pd.DataFrame, manifest: dict[str, Any]) -> tuple[int, int]:
+    """unreadable.csv (path, error) and duplicates.csv (path, copy_of, id, sha256, metadata); their lengths."""
+    found = [e for s in manifest["shards"] for e in s["unreadable"]]
+    early = plan[plan["error"].notna()]
+    unreadable = pd.concat([pd.DataFrame({"row": early.index, "path": early["path"], "error": early["error"]}),
+                            pd.DataFrame(found, columns=["row", "path", "error"])])
+    unreadable = unreadable.sort_values("row").drop(columns="row")
+    metadata = [c for c in plan.columns if c not in PLAN_COLUMNS]
+    dups = plan[plan["copy_of"].notna()]
+    dups = dups.assign(id=dups["sha256"].str[:16])[["path", "copy_of", "id", "sha256", *metadata]]
+    _write_atomic(folder / UNREADABLE, lambda p: unreadable.to_csv(p, index=False))
+    _write_atomic(folder / DUPLICATES, lambda p: dups.to_csv(p, index=False))
+    return len(unreadable), len(dups)
+
+
+def save_index(folder: Path, vectors: np.ndarray, spec: str) -> None:
+    """Build the FAISS index of `spec` over the vectors and put it (and its sidecar) in place."""
+    try:
+        index = vector_index.build(vectors, spec)
+    except ValueError as err:  # vector_index says which spec and why (e.g. fewer vectors than inverted lists)
+        raise ArchiveError(f"{err}; the shards are kept: run again with another --index") from None
+    except RuntimeError as err:
+        raise ArchiveError(f"FAISS could not build the index {spec!r} over {len(vectors)} vectors "
+                           f"({str(err).strip().splitlines()[-1]}); the shards are kept: run again with another "
+                           "--index") from None
+    tmp = folder / f".{INDEX}.{os.getpid()}.tmp"
+    vector_index.save(index, tmp, vectors, spec)
+    # the sidecar first: between the two renames the old index still matches (same vectors, same digest)
+    os.replace(tmp.with_name(tmp.name + ".json"), folder / f"{INDEX}.json")
+    os.replace(tmp, folder / INDEX)
+
+
+def finish_archive(job: Job, throughput: dict[str, Any]) -> dict[str, Any]:
+    """Rank 0, once every shard is written: reports, the FAISS index, the completed manifest."""
+    folder, manifest = job.folder, read_manifest(job.folder)
+    missing = sorted(set(range(manifest["n_shards"])) - finished_shards(folder))
+    if missing:
+        raise ArchiveError(f"shards {missing[:10]} of archive {job.name} are not finished; run the command again")
+    plan = pd.read_parquet(folder / PLAN)
+    n_unreadable, n_dups = write_reports(folder, plan, manifest)
+    table, vectors = read_shards(folder, manifest)
+    if len(vectors) == 0:
+        raise ArchiveError(f"none of the {len(plan)} files of {job.source.path} could be read as an image; "
+                           f"see {folder / UNREADABLE}")
+    spec = job.spec or vector_index.auto_spec(len(vectors))
+    began = time.perf_counter()
+    save_index(folder, vectors, spec)
+    throughput["index_s"] = round(time.perf_counter() - began, 3)
+    throughput["peak_rss_mib"] = round(max(throughput["peak_rss_mib"], peak_rss_mib()), 1)  # index building too
+    counts = {"files": len(plan), "embedded": len(table), "duplicates": n_dups, "unreadable": n_unreadable}
+
+    def complete(m: dict[str, Any]) -> None:
+        m.update(complete=True, counts=counts, index={"file": INDEX, "spec": spec, "ntotal": len(vectors)},
+                 throughput=throughput, finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+
+    manifest = update_manifest(folder, complete)
+    (folder / ".manifest.lock").unlink(missing_ok=True)
+    return manifest
+
+
+# ---------------------------------------------------------------- the command
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory in MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _broadcast(obj: Any, world: World) -> Any:
+    if not world.distributed:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def _gather(obj: Any, world: World) -> list[Any]:
+    if not world.distributed:
+        return [obj]
+    out: list[Any] = [None] * world.size
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def join_world(device: torch.device) -> World:
+    """The torchrun world (a world of one without torchrun), with a timeout that outlasts hashing and embedding."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        # rank 0 hashes every file while the others wait, and a rank resuming with little left waits for the
+        # rest at the end: both can take hours on a big archive, far past torch's default 10-30 minutes
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=timedelta(hours=24))
+    return start(device)
+
+
+def prepare_job(args: argparse.Namespace) -> Job:
+    """Check the command's inputs (every rank does, before any process group); ArchiveError with one message."""
+    try:
+        run = load_run(args.run)
+    except FileNotFoundError as err:
+        raise ArchiveError(str(err)) from None
+    digest = checkpoint_digest(run.path)
+    if digest is None:
+        raise ArchiveError(f"run {run.name} has no checkpoint.safetensors, so images cannot be embedded with its "
+                           "model; index with a run trained by `python -m skinsim.train`")
+    config = TrainConfig.from_dict(run.config)
+    source = read_source(args.source)
+    name = check_name(args.name if args.name is not None else default_name(args.source))
+    if args.index is not None:
+        check_spec(args.index, config.em)
+    workers = args.workers or max(1, min(4, (os.cpu_count() or 1) // int(os.environ.get("WORLD_SIZE", "1"))))
+    return Job(run=run, config=config, digest=digest, source=source, name=name,
+               folder=run.path / ARCHIVES / name, batch_size=args.batch_size, shard_size=args.shard_size,
+               spec=args.index, workers=workers, rebuild_index=args.rebuild_index)
+
+
+def check_spec(spec: str, dim: int) -> None:
+    """ArchiveError unless `spec` is a FAISS index factory string (checked before hours of embedding)."""
+    import faiss
+
+    try:
+        faiss.index_factory(dim, spec, faiss.METRIC_INNER_PRODUCT)
+    except RuntimeError as err:
+        raise ArchiveError(f"--index {spec!r} is not a FAISS index factory string "
+                           f"({str(err).strip().splitlines()[-1]})") from None
+
+
+def summary_line(manifest: dict[str, Any]) -> str:
+    """One line for people and benchmarks: counts, images/s, seconds, peak memory."""
+    c, t = manifest["counts"], manifest["throughput"]
+    return (f"archive {manifest['name']}: {c['files']:,} files, {c['embedded']:,} embedded, {c['duplicates']:,} "
+            f"duplicates, {c['unreadable']:,} unreadable; this run decoded and embedded {t['images']:,} images in "
+            f"{t['embed_s']:.1f} s on {t['processes']} process(es) ({t['device']}): {t['images_per_s']:.1f} "
+            f"images/s; plan {t['plan_s']:.1f} s, index {manifest['index']['spec']} {t['index_s']:.1f} s; peak RSS "
+            f"{t['peak_rss_mib']:.0f} MiB (largest process)")
+
+
+def index_archive(job: Job, world: World, device: torch.device) -> int:
+    """Plan (rank 0), embed (every rank), finish (rank 0); the exit status."""
+    began = time.perf_counter()
+    state: tuple[str, str] = ("", "")
+    if world.is_main:
+        try:
+            state = ("ok", start_archive(job))
+        except (ArchiveError, vector_index.IndexMismatch, OSError) as err:
+            state = ("error", str(err))
+    state = _broadcast(state, world)
+    if state[0] == "error":
+        if world.is_main:
+            print(f"error: {state[1]}", file=sys.stderr)
+        return 2
+    if state[1] == "complete":
+        if world.is_main:
+            print(f"archive {job.name} of run {job.run.name} is complete ({job.folder}); nothing to do")
+        return 0
+    plan_s = time.perf_counter() - began
+    images, embed_s = embed_my_shards(job, world, device)
+    per_rank = _gather((images, embed_s, peak_rss_mib()), world)
+    world.barrier()
+    if not world.is_main:
+        return 0
+    n = sum(r[0] for r in per_rank)
+    seconds = max(r[1] for r in per_rank)
+    throughput = {"images": n, "embed_s": round(seconds, 3), "images_per_s": round(n / seconds, 2) if n else 0.0,
+                  "plan_s": round(plan_s, 3), "processes": world.size, "device": device.type,
+                  "peak_rss_mib": round(max(r[2] for r in per_rank), 1)}
+    try:
+        manifest = finish_archive(job, throughput)
+    except (ArchiveError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {job.folder}")
+    print(summary_line(manifest))
+    return 0
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command's flags."""
+    parser = argparse.ArgumentParser(prog="python -m skinsim.index", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("source", metavar="SOURCE", help="a folder of JPEG/PNG images, or a CSV with a path column")
+    parser.add_argument("--run", default="latest", help="run folder or name under data/runs (default: latest)")
+    parser.add_argument("--name", default=None, help="archive name: RUN/archives/NAME (default: SOURCE's name)")
+    parser.add_argument("--index", default=None, metavar="SPEC",
+                        help="FAISS index factory string (default: Flat up to 200,000 vectors, HNSW32 above)")
+    parser.add_argument("--batch-size", type=int, default=None, metavar="N",
+                        help=f"images decoded and embedded at once (default {BATCH_SIZE}; fixed per archive)")
+    parser.add_argument("--shard-size", type=int, default=None, metavar="N",
+                        help=f"images per parquet shard (default {SHARD_SIZE}; fixed per archive)")
+    parser.add_argument("--workers", type=int, default=None, metavar="N",
+                        help="threads that read and decode images (default: up to 4 per process)")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                        help="where the model runs (default: cuda when available)")
+    parser.add_argument("--rebuild-index", action="store_true",
+                        help="rebuild a finished archive's FAISS index from its stored vectors (e.g. another --index)")
+    args = parser.parse_args(argv)
+    for flag in ("batch_size", "shard_size", "workers"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
+            parser.error(f"--{flag.replace('_', '-')} must be at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI: embed SOURCE into an archive of the run; 2 (one message, nothing lost) on bad input."""
+    args = parse_args(argv)
+    try:
+        job = prepare_job(args)
+        device = pick_device(args.device)
+    except ValueError as err:  # ArchiveError, IndexMismatch, and pick_device's "no CUDA GPU"
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    world = join_world(device)
+    if device.type == "cuda" and world.distributed:
+        device = torch.device("cuda", world.local_rank)
+    try:
+        return index_archive(job, world, device)
+    finally:
+        stop(world)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -6,6 +6,7 @@
 
     python -m skinsim.search --run demo my_lesion.jpg          # the same from a shell
     python -m skinsim.search --run demo --id ISIC_0024306 -k 5  # neighbours of a stored image
+    python -m skinsim.search --run demo --index HNSW32 ...       # through another FAISS index (default: exact)
 """
 from __future__ import annotations
 
@@ -24,9 +25,9 @@ from skinsim.data.images import parse_size, to_array
 from skinsim.embed import embed_batches, pick_device
 from skinsim.explain import SimilarityMaps, prepare, similarity_maps
 from skinsim.model import Embedder
-from skinsim.neighbours import nearest, nearest_to_row
 from skinsim.runs import Run, data_folders, load_run
 from skinsim.transforms import normalise
+from skinsim.vector_index import AUTO_EXACT_LIMIT, VectorIndex, auto_spec
 
 
 def load_model(run: Run, device: str = "cpu") -> Embedder:
@@ -53,9 +54,14 @@ def ranked(found: pd.DataFrame, distances: np.ndarray) -> pd.DataFrame:
 
 
 class SearchIndex:
-    """Exact nearest-neighbour search over one run's stored embeddings."""
+    """Nearest-neighbour search over one run's stored embeddings, through one FAISS index of the search space.
 
-    def __init__(self, run: Run, search_space: tuple[str, ...] = ("test",), device: str = "cpu"):
+    `index` is a FAISS factory string ("Flat": exact, "HNSW32", "IVF256,PQ32x8" ...; see skinsim.vector_index);
+    None picks `vector_index.auto_spec` for the search space's size (exact up to 200,000 images).
+    """
+
+    def __init__(self, run: Run, search_space: tuple[str, ...] = ("test",), device: str = "cpu",
+                 index: str | None = None):
         self.run = run
         self.config = TrainConfig.from_dict(run.config)
         self.table, self.vectors = run.embeddings()
@@ -63,15 +69,16 @@ class SearchIndex:
         self.search_table = self.table.iloc[self.search_rows].reset_index(drop=True)
         self.search_vectors = self.vectors[self.search_rows]
         self.search_space = tuple(search_space)
+        self.vector_index = VectorIndex(self.search_vectors, index or auto_spec(len(self.search_rows)))
         self.device = device
         self.data_dir = run_data_dir(run)
         self._model: Embedder | None = None
 
     @classmethod
     def from_run(cls, run: str | Path | Run | None = None, search_space: tuple[str, ...] = ("test",),
-                 device: str = "cpu") -> "SearchIndex":
-        """Open a run (name, path, Run or None for the latest) for searching."""
-        return cls(run if isinstance(run, Run) else load_run(run), search_space, device)
+                 device: str = "cpu", index: str | None = None) -> "SearchIndex":
+        """Open a run (name, path, Run or None for the latest) for searching, through index `index` (see above)."""
+        return cls(run if isinstance(run, Run) else load_run(run), search_space, device, index)
 
     @property
     def model(self) -> Embedder:
@@ -109,8 +116,9 @@ class SearchIndex:
 
     def neighbours(self, vectors: np.ndarray, k: int = 10) -> list[pd.DataFrame]:
         """For each vector, a table of its k nearest images in the search space."""
-        idx, dist = nearest(np.atleast_2d(vectors), self.search_vectors, k)
-        return [ranked(self.table.iloc[self.search_rows[i]], d) for i, d in zip(idx, dist)]
+        idx, dist = self.vector_index.search(np.atleast_2d(vectors), k)
+        # an approximate index may find fewer than k: those places hold -1
+        return [ranked(self.table.iloc[self.search_rows[i[i >= 0]]], d[i >= 0]) for i, d in zip(idx, dist)]
 
     def query_image(self, image: str | Path | Image.Image, k: int = 10) -> pd.DataFrame:
         """The k nearest lesions in the search space to an image file or PIL image."""
@@ -121,8 +129,10 @@ class SearchIndex:
         rows = np.flatnonzero(self.table["image_id"].to_numpy() == image_id)
         if len(rows) == 0:
             raise KeyError(f"{image_id} is not in run {self.run.name}")
-        found, dist = nearest_to_row(self.vectors, int(rows[0]), self.search_rows, k)
-        return ranked(self.table.iloc[found], dist)
+        inside = np.flatnonzero(self.search_rows == rows[0])
+        idx, dist = self.vector_index.search(self.vectors[rows[0]], k, exclude=inside[:1] if len(inside) else [-1])
+        found = idx[0] >= 0  # an approximate index may find fewer than k
+        return ranked(self.table.iloc[self.search_rows[idx[0][found]]], dist[0][found])
 
 
 SHOWN = ["rank", "image_id", "distance", "dx", "lesion_id", "split", "dx_type", "age", "sex", "localization"]
@@ -139,6 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-k", type=int, default=10, help="neighbours per query (default 10)")
     parser.add_argument("--search-space", default="test",
                         help="splits searched, comma-separated: test (default), test,train, train,val,test")
+    parser.add_argument("--index", default=None, metavar="SPEC",
+                        help="FAISS index of the search space, as a factory string: Flat (exact), HNSW32, "
+                             f"IVF256,PQ32x8 ... (default: Flat up to {AUTO_EXACT_LIMIT:,} images, HNSW32 above)")
     args = parser.parse_args(argv)
     if not args.images and not args.image_ids:
         parser.error("give at least one IMAGE or --id")
@@ -148,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     if not space or set(space) - {"train", "val", "test"}:
         parser.error(f"--search-space takes train, val and test, not {args.search_space!r}")
     try:
-        index = SearchIndex.from_run(args.run, search_space=space)
+        index = SearchIndex.from_run(args.run, search_space=space, index=args.index)
         queries = [(image_id, lambda i=image_id: index.query_id(i, args.k)) for image_id in args.image_ids]
         for image in args.images:
             if not Path(image).is_file():

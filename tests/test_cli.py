@@ -20,7 +20,10 @@ HELP = {
     "skinsim.audit": ["run", "--k", "--dup-k", "--dup-threshold", "--phash-threshold", "--data-dir", "--no-images",
                       "--bench"],
     "skinsim.search": ["IMAGE", "--id", "--run", "-k", "--search-space"],
+    "skinsim.index": ["SOURCE", "--run", "--name", "--index", "--batch-size", "--shard-size", "--workers", "--device",
+                      "--rebuild-index", "torchrun"],
     "skinsim.bench_dashboard": ["--run", "--loads", "--clicks"],
+    "skinsim.bench_search": ["--sizes", "--queries", "--markdown", "--threads"],
     "skinsim.data": ["download", "check", "download HAM10000", "check that a HAM10000 folder"],
     "skinsim.data.download": ["--dest", "--source", "--base-url", "--keep-archives", "--force"],
 }

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from skinsim.neighbours import nearest
+from skinsim.neighbours import nearest, nearest_numpy
 from skinsim.runs import read_vectors
 from skinsim.search import SearchIndex
 
@@ -20,6 +20,9 @@ def test_query_by_id_matches_stored_embeddings(tiny_run: Path):
     assert list(found["image_id"]) == list(table["image_id"].to_numpy()[test_rows[idx[0]]])
     assert np.allclose(found["distance"], dist[0], atol=1e-5)
     assert list(found["rank"]) == [1, 2, 3] and set(found["split"]) == {"test"}
+    assert index.vector_index.spec == "Flat"  # auto_spec: exact for a search space this small
+    ref_idx, ref_dist = nearest_numpy(vectors[query:query + 1], vectors[test_rows], 3)
+    assert np.array_equal(idx, ref_idx) and np.array_equal(found["distance"].to_numpy(np.float32), ref_dist[0])
 
 
 def test_query_image_embeds_like_training(tiny_run: Path, synthetic_data: Path):
@@ -73,3 +76,31 @@ def test_search_cli_bad_input_says_why(tiny_run: Path, tmp_path: Path, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["--run", str(tiny_run)])
     assert exit_.value.code == 2 and "at least one IMAGE" in capsys.readouterr().err
+
+
+def test_search_through_another_index(tiny_run: Path):
+    """An HNSW graph over a search space this small visits every vector: it finds what the exact index finds."""
+    flat = SearchIndex.from_run(tiny_run, search_space=("test", "train"))
+    hnsw = SearchIndex.from_run(tiny_run, search_space=("test", "train"), index="HNSW32")
+    assert hnsw.vector_index.spec == "HNSW32" and not hnsw.vector_index.exact
+    val_id = flat.table.loc[flat.table["split"] == "val", "image_id"].iloc[0]
+    a, b = flat.query_id(val_id, 5), hnsw.query_id(val_id, 5)
+    assert list(a["image_id"]) == list(b["image_id"]) and np.array_equal(a["distance"], b["distance"])
+    vectors = flat.vectors[:3]
+    for x, y in zip(flat.neighbours(vectors, 4), hnsw.neighbours(vectors, 4)):
+        assert list(x["image_id"]) == list(y["image_id"])
+    # a stored image of the search space never finds itself
+    test_id = flat.search_table["image_id"].iloc[0]
+    assert test_id not in set(hnsw.query_id(test_id, 5)["image_id"])
+
+
+def test_search_cli_index_flag(tiny_run: Path, capsys):
+    from skinsim.search import main
+
+    index = SearchIndex.from_run(tiny_run)
+    val_id = index.table.loc[index.table["split"] == "val", "image_id"].iloc[0]
+    assert main(["--run", str(tiny_run), "--id", val_id, "-k", "3", "--index", "HNSW32"]) == 0
+    out = capsys.readouterr().out
+    assert all(i in out for i in index.query_id(val_id, 3)["image_id"])
+    assert main(["--run", str(tiny_run), "--id", val_id, "--index", "Bogus12"]) == 2
+    assert "error: index 'Bogus12' is not a FAISS index factory string" in capsys.readouterr().err

@@ -20,6 +20,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
+from skinsim.archive import open_archive
 from skinsim.config import TrainConfig
 from skinsim.data.images import parse_size, to_array
 from skinsim.embed import embed_batches, pick_device
@@ -61,7 +62,7 @@ class SearchIndex:
     """
 
     def __init__(self, run: Run, search_space: tuple[str, ...] = ("test",), device: str = "cpu",
-                 index: str | None = None):
+                 index: str | None = None, archive: str | None = None):
         self.run = run
         self.config = TrainConfig.from_dict(run.config)
         self.table, self.vectors = run.embeddings()
@@ -70,15 +71,17 @@ class SearchIndex:
         self.search_vectors = self.vectors[self.search_rows]
         self.search_space = tuple(search_space)
         self.vector_index = VectorIndex(self.search_vectors, index or auto_spec(len(self.search_rows)))
+        # an archive (python -m skinsim.index) replaces the run's splits as the search space
+        self.archive = open_archive(run, archive) if archive else None
         self.device = device
         self.data_dir = run_data_dir(run)
         self._model: Embedder | None = None
 
     @classmethod
     def from_run(cls, run: str | Path | Run | None = None, search_space: tuple[str, ...] = ("test",),
-                 device: str = "cpu", index: str | None = None) -> "SearchIndex":
-        """Open a run (name, path, Run or None for the latest) for searching, through index `index` (see above)."""
-        return cls(run if isinstance(run, Run) else load_run(run), search_space, device, index)
+                 device: str = "cpu", index: str | None = None, archive: str | None = None) -> "SearchIndex":
+        """Open a run (name, path, Run or None for the latest) for searching its splits, or one of its archives."""
+        return cls(run if isinstance(run, Run) else load_run(run), search_space, device, index, archive)
 
     @property
     def model(self) -> Embedder:
@@ -115,7 +118,9 @@ class SearchIndex:
                                prepare(self._array(neighbour), size, model.mean, model.std))
 
     def neighbours(self, vectors: np.ndarray, k: int = 10) -> list[pd.DataFrame]:
-        """For each vector, a table of its k nearest images in the search space."""
+        """For each vector, a table of its k nearest images in the search space (or the archive)."""
+        if self.archive is not None:
+            return self.archive.neighbours(vectors, k)
         idx, dist = self.vector_index.search(np.atleast_2d(vectors), k)
         # an approximate index may find fewer than k: those places hold -1
         return [ranked(self.table.iloc[self.search_rows[i[i >= 0]]], d[i >= 0]) for i, d in zip(idx, dist)]
@@ -129,6 +134,8 @@ class SearchIndex:
         rows = np.flatnonzero(self.table["image_id"].to_numpy() == image_id)
         if len(rows) == 0:
             raise KeyError(f"{image_id} is not in run {self.run.name}")
+        if self.archive is not None:
+            return self.archive.neighbours(self.vectors[rows[0]], k)[0]
         inside = np.flatnonzero(self.search_rows == rows[0])
         idx, dist = self.vector_index.search(self.vectors[rows[0]], k, exclude=inside[:1] if len(inside) else [-1])
         found = idx[0] >= 0  # an approximate index may find fewer than k
@@ -149,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-k", type=int, default=10, help="neighbours per query (default 10)")
     parser.add_argument("--search-space", default="test",
                         help="splits searched, comma-separated: test (default), test,train, train,val,test")
+    parser.add_argument("--archive", default=None, metavar="NAME",
+                        help="search an archive of the run (made by python -m skinsim.index) instead of its splits")
     parser.add_argument("--index", default=None, metavar="SPEC",
                         help="FAISS index of the search space, as a factory string: Flat (exact), HNSW32, "
                              f"IVF256,PQ32x8 ... (default: Flat up to {AUTO_EXACT_LIMIT:,} images, HNSW32 above)")
@@ -161,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     if not space or set(space) - {"train", "val", "test"}:
         parser.error(f"--search-space takes train, val and test, not {args.search_space!r}")
     try:
-        index = SearchIndex.from_run(args.run, search_space=space, index=args.index)
+        index = SearchIndex.from_run(args.run, search_space=space, index=args.index, archive=args.archive)
         queries = [(image_id, lambda i=image_id: index.query_id(i, args.k)) for image_id in args.image_ids]
         for image in args.images:
             if not Path(image).is_file():
@@ -172,8 +181,10 @@ def main(argv: list[str] | None = None) -> int:
                 found = query()
             except (OSError, SyntaxError, ValueError) as exc:  # PIL's ways of failing on a damaged file
                 raise ValueError(f"{name} could not be read as an image ({exc})") from None
-            print(f"{name}: {len(found)} nearest in {'+'.join(space)} of run {index.run.name}")
-            print(found[[c for c in SHOWN if c in found.columns]].to_string(index=False, float_format="%.4f"))
+            where = f"archive {args.archive}" if args.archive else "+".join(space)
+            print(f"{name}: {len(found)} nearest in {where} of run {index.run.name}")
+            shown = list(found.columns) if args.archive else [c for c in SHOWN if c in found.columns]
+            print(found[shown].to_string(index=False, float_format="%.4f"))
     except (FileNotFoundError, KeyError, ValueError) as exc:
         print(f"error: {str(exc).strip(chr(39))}", file=sys.stderr)
         return 2

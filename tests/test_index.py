@@ -141,6 +141,24 @@ def test_open_archive_and_neighbours(archive: Path, run: Path) -> None:
     assert opened.image_path(opened.table["path"].iloc[0]).is_file()
 
 
+def test_search_index_and_its_cli_search_an_archive(archive: Path, run: Path, capsys: pytest.CaptureFixture) -> None:
+    from skinsim.search import SearchIndex
+    from skinsim.search import main as search_main
+
+    opened = open_archive(run, "photos")
+    image = opened.image_path(opened.table["path"].iloc[7])
+    index = SearchIndex.from_run(run, archive="photos")
+    found = index.query_image(image, k=4)
+    expected = opened.neighbours(index.embed_images([image]), k=4)[0]
+    pd.testing.assert_frame_equal(found, expected)
+    assert found["id"].iloc[0] == opened.table["id"].iloc[7]  # the image finds its own archived copy first
+    assert search_main(["--run", str(run), "--archive", "photos", "-k", "3", str(image)]) == 0
+    out = capsys.readouterr().out
+    assert "3 nearest in archive photos" in out and opened.table["id"].iloc[7] in out
+    assert search_main(["--run", str(run), "--archive", "nope", str(image)]) == 2
+    assert "has no archive 'nope'" in capsys.readouterr().err
+
+
 def test_running_again_on_a_complete_archive_changes_nothing(archive: Path, run: Path, source: Path,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
     before = snapshot(archive)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -55,13 +56,16 @@ class World:
             dist.barrier()
 
 
-def start(device: torch.device) -> World:
-    """Join the process group torchrun describes in the environment (WORLD_SIZE, RANK...); else a world of one."""
+def start(device: torch.device, timeout: timedelta | None = None) -> World:
+    """Join the process group torchrun describes in the environment (WORLD_SIZE, RANK...); else a world of one.
+
+    `timeout` bounds how long a collective waits for the slowest rank (torch's default when None).
+    """
     size = int(os.environ.get("WORLD_SIZE", "1"))
     if size <= 1:
         return World()
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=timeout)
     local = int(os.environ.get("LOCAL_RANK", "0"))
     if device.type == "cuda":
         torch.cuda.set_device(local)
@@ -75,6 +79,15 @@ def same_on_all(value: object, world: World) -> object:
     box = [value]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def gather_objects(value: object, world: World) -> list[object]:
+    """Every rank's `value` (any picklable object), in rank order, on every rank."""
+    if not world.distributed:
+        return [value]
+    out: list[object] = [None] * world.size
+    dist.all_gather_object(out, value)
+    return out
 
 
 def stop(world: World) -> None:

@@ -33,7 +33,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-import torch.distributed as dist
 from PIL import Image
 from tqdm import tqdm
 
@@ -43,7 +42,7 @@ from skinsim.archive import (ARCHIVE_VERSION, ARCHIVES, DUPLICATES, FILE_COLUMNS
                              read_manifest, read_shards, shard_file)
 from skinsim.config import TrainConfig
 from skinsim.data.images import IMAGE_SUFFIXES, parse_size, to_array
-from skinsim.distributed import World, start, stop
+from skinsim.distributed import World, gather_objects, same_on_all, start, stop
 from skinsim.embed import pick_device
 from skinsim.runs import Run, load_run, write_json, write_vectors
 
@@ -470,29 +469,11 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _broadcast(obj: Any, world: World) -> Any:
-    if not world.distributed:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
-
-
-def _gather(obj: Any, world: World) -> list[Any]:
-    if not world.distributed:
-        return [obj]
-    out: list[Any] = [None] * world.size
-    dist.all_gather_object(out, obj)
-    return out
-
-
 def join_world(device: torch.device) -> World:
     """The torchrun world (a world of one without torchrun), with a timeout that outlasts hashing and embedding."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        # rank 0 hashes every file while the others wait, and a rank resuming with little left waits for the
-        # rest at the end: both can take hours on a big archive, far past torch's default 10-30 minutes
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=timedelta(hours=24))
-    return start(device)
+    # rank 0 hashes every file while the others wait, and a rank resuming with little left waits for the rest at
+    # the end: both can take hours on a big archive, far past torch's default 10-30 minutes
+    return start(device, timeout=timedelta(hours=24))
 
 
 def prepare_job(args: argparse.Namespace) -> Job:
@@ -546,7 +527,7 @@ def index_archive(job: Job, world: World, device: torch.device) -> int:
             state = ("ok", start_archive(job))
         except (ArchiveError, vector_index.IndexMismatch, OSError) as err:
             state = ("error", str(err))
-    state = _broadcast(state, world)
+    state = same_on_all(state, world)
     if state[0] == "error":
         if world.is_main:
             print(f"error: {state[1]}", file=sys.stderr)
@@ -557,7 +538,7 @@ def index_archive(job: Job, world: World, device: torch.device) -> int:
         return 0
     plan_s = time.perf_counter() - began
     images, embed_s = embed_my_shards(job, world, device)
-    per_rank = _gather((images, embed_s, peak_rss_mib()), world)
+    per_rank = gather_objects((images, embed_s, peak_rss_mib()), world)
     world.barrier()
     if not world.is_main:
         return 0

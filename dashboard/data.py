@@ -16,11 +16,11 @@ import streamlit as st
 
 from dashboard import figures, images
 from skinsim import metrics as M
+from skinsim.evaluate import majority_label
 from skinsim.neighbours import nearest, nearest_to_row
 from skinsim.runs import data_folders, is_run, latest_run, list_runs, load_run, runs_dir
 
 DEMO_RUN = "demo"
-DIAGNOSES = ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
 SEARCH_SPACES: dict[str, tuple[str, ...]] = {"test": ("test",), "test + train": ("test", "train")}
 NEIGHBOUR_COLUMNS = ["rank", "image_id", "distance", "dx", "lesion_id", "dx_type", "age", "sex", "localization",
                      "split", "path"]
@@ -174,8 +174,9 @@ class Retrieval:
     n_queries: int
     n_search: int
     per_class: pd.DataFrame  # index dx; p_at_1, p_at_k, recall_at_k with _lo/_hi 95% bounds; baseline columns
-    overall: pd.DataFrame  # index metric; columns micro, macro, always_nv_micro, ..., random_macro
+    overall: pd.DataFrame  # index metric; columns micro, macro, majority_micro, ..., random_macro
     confusion: pd.DataFrame  # rows: query dx, columns: top-1 neighbour dx, counts
+    majority: str  # the label the majority baseline always answers (the commonest in the train split)
 
 
 def retrieval(run: Path, k: int) -> Retrieval | None:
@@ -194,10 +195,12 @@ def retrieval_at_k(run: str, version: float, k: int) -> Retrieval | None:
     k = max(1, min(k, len(gallery)))
     idx, _ = nearest(vectors[queries], vectors[gallery], k)
     dx = meta["dx"].to_numpy().astype(str)
-    return _score(dx[queries], dx[gallery][idx], dx[gallery], k)
+    train = dx[meta["split"].to_numpy() == "train"]
+    majority = majority_label(train if len(train) else dx[gallery])
+    return _score(dx[queries], dx[gallery][idx], dx[gallery], k, majority)
 
 
-def _score(query_dx: np.ndarray, labels: np.ndarray, search_dx: np.ndarray, k: int) -> Retrieval:
+def _score(query_dx: np.ndarray, labels: np.ndarray, search_dx: np.ndarray, k: int, majority: str) -> Retrieval:
     # labels: (n_queries, k) diagnoses of each query's neighbours, nearest first
     per_query = {"p_at_1": M.precision_at_k(query_dx, labels, 1), "p_at_k": M.precision_at_k(query_dx, labels, k),
                  "recall_at_k": M.hit_at_k(query_dx, labels, k)}
@@ -205,8 +208,8 @@ def _score(query_dx: np.ndarray, labels: np.ndarray, search_dx: np.ndarray, k: i
     baselines = {"random_p_at_1": random_p, "random_p_at_k": random_p,
                  # chance that at least one of k random picks has the query's diagnosis
                  "random_recall_at_k": 1 - (1 - random_p) ** k}
-    always_nv = (query_dx == "nv").astype(float)
-    baselines.update({f"always_nv_{m}": always_nv for m in per_query})
+    always = (query_dx == majority).astype(float)
+    baselines.update({f"majority_{m}": always for m in per_query})
     classes = classes_all(query_dx)
     rows = []
     for c in classes:
@@ -227,20 +230,24 @@ def _score(query_dx: np.ndarray, labels: np.ndarray, search_dx: np.ndarray, k: i
         lo, hi = mean_interval(values) if metric == "p_at_k" else M.wilson_interval(values.sum(), len(values))
         overall[metric] = {"micro": float(values.mean()), "micro_lo": lo, "micro_hi": hi,
                            "macro": float(per_class[metric].mean())}
-        for base in ("random", "always_nv"):
+        for base in ("random", "majority"):
             overall[metric][f"{base}_micro"] = float(baselines[f"{base}_{metric}"].mean())
             overall[metric][f"{base}_macro"] = float(per_class[f"{base}_{metric}"].mean())
     everything = classes_all(query_dx, labels[:, 0])
     confusion = pd.DataFrame(M.confusion(query_dx, labels[:, 0], everything), index=pd.Index(everything,
                              name="query diagnosis"), columns=pd.Index(everything, name="top-1 neighbour diagnosis"))
     return Retrieval(k=k, n_queries=len(query_dx), n_search=len(search_dx), per_class=per_class,
-                     overall=pd.DataFrame(overall).T, confusion=confusion)
+                     overall=pd.DataFrame(overall).T, confusion=confusion, majority=majority)
+
+
+def run_labels(run: Path) -> list[str]:
+    """Every diagnosis label of the run, sorted: what fixes each label's colour on every page."""
+    return classes_all(embeddings(run)[0]["dx"])
 
 
 def classes_all(*columns: Any) -> list[str]:
-    """The diagnoses present in any of `columns`, in the standard order."""
-    present = set().union(*(set(map(str, c)) for c in columns))
-    return [c for c in DIAGNOSES if c in present] + sorted(present - set(DIAGNOSES))
+    """The labels present in any of `columns`, sorted (HAM10000's codes sort into their usual order)."""
+    return sorted(set().union(*(set(map(str, c)) for c in columns)))
 
 
 def mean_interval(values: np.ndarray, z: float = 1.96) -> tuple[float, float]:
@@ -307,7 +314,7 @@ def _map_figure(run: str, version: float, colour_by: str, flt: MapFilter,
     table = _map_table(run, version)
     if colour_by == "top1":
         table = table.assign(top1=_top1_outcome(run, version, splits)[table["row"].to_numpy()])
-    return figures.map_figure(table[flt.mask(table)], colour_by)
+    return figures.map_figure(table[flt.mask(table)], colour_by, labels=classes_all(table["dx"]))
 
 
 # ---------------------------------------------------------------- images

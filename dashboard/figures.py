@@ -19,10 +19,21 @@ COLOUR_FIELDS = {"diagnosis": "dx", "localization": "localization", "sex": "sex"
 MAP_HEIGHT = 640
 
 
-def colour_map(column: str, values: list[str]) -> dict[str, str]:
-    """A stable colour per value: fixed for diagnoses and outcomes, a palette in sorted order otherwise."""
+def label_colours(labels: list[str]) -> dict[str, str]:
+    """A colour per label of a dataset: HAM10000's codes (in any case) keep fixed ones, the other labels take the
+    palette in sorted order. Given the run's whole label set, a label keeps its colour whatever a page filters out."""
+    colours, others = {}, iter(PALETTE * (1 + len(labels) // len(PALETTE)))
+    for label in sorted(set(map(str, labels))):
+        colours[label] = DX_COLOURS.get(label.lower()) or next(others)
+    return colours
+
+
+def colour_map(column: str, values: list[str], labels: list[str] | None = None) -> dict[str, str]:
+    """A stable colour per value: per label for diagnoses (`labels`: the run's label set), fixed for outcomes, a
+    palette in sorted order otherwise."""
     if column == "dx":
-        return {v: DX_COLOURS.get(v, "#999999") for v in values}
+        colours = label_colours(list(labels or []) + list(values))
+        return {v: colours[str(v)] for v in values}
     if column == "top1":
         return {v: OUTCOME_COLOURS.get(v, "#999999") for v in values}
     return {v: PALETTE[i % len(PALETTE)] for i, v in enumerate(values)}
@@ -45,12 +56,12 @@ def hover_text(table: pd.DataFrame) -> pd.Series:
             + table["sex"].astype(str) + " · " + table["localization"].astype(str))
 
 
-def map_figure(table: pd.DataFrame, colour_column: str) -> dict[str, Any]:
+def map_figure(table: pd.DataFrame, colour_column: str, labels: list[str] | None = None) -> dict[str, Any]:
     """The UMAP scatter as a figure dict: one WebGL trace per (colour value, split), `customdata` = embedding row."""
     traces: list[dict[str, Any]] = []
     colour_values = table[colour_column].astype(str)
     groups = _ordered(colour_values, colour_column)
-    colours = colour_map(colour_column, groups)
+    colours = colour_map(colour_column, groups, labels)
     text = hover_text(table)
     splits = [s for s in SPLIT_SYMBOLS if s in set(table["split"])]
     sizes = colour_values.value_counts()
@@ -153,7 +164,7 @@ def accuracy_bars(per_class: dict[str, pd.DataFrame], metric: str, label: str,
             hovertemplate="%{x}: %{y:.3f}<br>95% interval %{customdata[1]:.3f}-%{customdata[2]:.3f}"
                           f"<extra>{run}</extra>"))
         if i == 0:
-            for base, symbol, colour_b in (("random", "line-ew", "#555555"), ("always_nv", "x-thin", "#b22222")):
+            for base, symbol, colour_b in (("random", "line-ew", "#555555"), ("majority", "x-thin", "#b22222")):
                 yb = list(table[f"{base}_{metric}"]) + [avg[f"{base}_micro"], avg[f"{base}_macro"]]
                 fig.add_trace(go.Scatter(
                     x=xs_all, y=yb, mode="markers", name=f"baseline: {base.replace('_', '-')}",
@@ -191,10 +202,10 @@ def training_curves(curves: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def vote_bars(votes: pd.Series) -> go.Figure:
+def vote_bars(votes: pd.Series, labels: list[str] | None = None) -> go.Figure:
     """Horizontal bars: how many of the neighbours carry each diagnosis."""
     fig = go.Figure(go.Bar(x=votes.to_numpy(), y=list(votes.index), orientation="h",
-                           marker_color=[DX_COLOURS.get(v, "#999999") for v in votes.index],
+                           marker_color=list(colour_map("dx", list(votes.index), labels).values()),
                            hovertemplate="%{y}: %{x} neighbours<extra></extra>"))
     fig.update_layout(height=60 + 28 * len(votes), margin={"l": 10, "r": 10, "t": 10, "b": 10},
                       xaxis={"title": {"text": "neighbours"}, "dtick": 1}, yaxis={"autorange": "reversed"})

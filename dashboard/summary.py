@@ -5,6 +5,8 @@ from typing import Any
 
 import pandas as pd
 
+from skinsim.evaluate import majority_baseline
+
 HEADLINE = [("p_at_1", "P@1"), ("p_at_5", "P@5"), ("p_at_10", "P@10"), ("map_at_r", "mAP@R"),
             ("macro_p_at_1", "macro P@1"), ("r_at_5", "recall@5"), ("knn_balanced_accuracy", "kNN balanced acc.")]
 # config keys (skinsim.config.TrainConfig) worth naming on the home page; the rest stay in the full-config expander
@@ -53,18 +55,24 @@ def created(config: dict[str, Any]) -> str:
     return "unknown"
 
 
+def majority(metrics: dict[str, Any]) -> str:
+    """The label of the run's majority-class baseline ('nv' for HAM10000)."""
+    return majority_baseline(metrics.get("baselines") or {})[0]
+
+
 def headline(metrics: dict[str, Any]) -> pd.DataFrame:
-    """The run's overall metrics beside the always-nv and random baselines (rows: metric)."""
+    """The run's overall metrics beside the majority-class ('always-nv' for HAM10000) and random baselines."""
     overall = metrics.get("overall") or {}
     baselines = metrics.get("baselines") or {}
+    majority, always = majority_baseline(baselines)
     rows = []
     for key, label in HEADLINE:
         if key not in overall:
             continue
-        rows.append({"metric": label, "this run": overall.get(key),
-                     "always-nv": (baselines.get("always_nv") or {}).get(key),
+        rows.append({"metric": label, "this run": overall.get(key), f"always-{majority}": always.get(key),
                      "random": (baselines.get("random") or {}).get(key)})
-    table = pd.DataFrame(rows, columns=["metric", "this run", "always-nv", "random"]).set_index("metric")
+    columns = ["metric", "this run", f"always-{majority}", "random"]
+    table = pd.DataFrame(rows, columns=columns).set_index("metric")
     return table.apply(pd.to_numeric, errors="coerce")  # None -> NaN, shown as a dash
 
 

@@ -26,7 +26,7 @@ from skinsim import runs
 from skinsim.config import preset
 from skinsim.data import load_dataset, resolve_data_dir
 from skinsim.data.images import decode_all
-from skinsim.evaluate import retrieval_report, same_lesion_report
+from skinsim.evaluate import majority_baseline, retrieval_report, same_lesion_report
 from skinsim.model import Embedder
 from skinsim.splits import make_split
 from skinsim.transforms import normalise
@@ -66,8 +66,8 @@ def row(method: str, protocol: str, report: dict, seconds: float | None, note: s
 
 
 def baseline_row(method: str, protocol: str, report: dict) -> dict:
-    """A row for always-nv or random retrieval, from a report's baselines block."""
-    b = report["baselines"][method.replace("-", "_")]
+    """A row for always-nv (the majority class) or random retrieval, from a report's baselines block."""
+    b = majority_baseline(report["baselines"])[1] if method == "always-nv" else report["baselines"][method]
     mel = 0.0 if method == "always-nv" else None
     return {"method": method, "protocol": protocol, "P@1": b["p_at_1"], "macro P@1": b["macro_p_at_1"],
             "mel P@1": mel, "MAP@R": b.get("map_at_r"), "kNN bal. acc": b.get("knn_balanced_accuracy"),

@@ -193,8 +193,8 @@ def test_recomputed_accuracy_matches_the_stored_metrics(runs_root: Path) -> None
     assert at5.overall.loc["recall_at_k", "micro"] == pytest.approx(metrics["overall"]["r_at_5"])
     assert at5.overall.loc["p_at_1", "macro"] == pytest.approx(metrics["overall"]["macro_p_at_1"])
     assert at5.overall.loc["p_at_1", "random_micro"] == pytest.approx(metrics["baselines"]["random"]["p_at_1"])
-    assert at5.overall.loc["p_at_1", "always_nv_micro"] == pytest.approx(
-        metrics["baselines"]["always_nv"]["p_at_1"])
+    assert at5.majority == metrics["baselines"]["majority"]["label"] == "nv"
+    assert at5.overall.loc["p_at_1", "majority_micro"] == pytest.approx(metrics["baselines"]["majority"]["p_at_1"])
     stored = np.array(metrics["confusion"]["matrix"])
     labels = metrics["confusion"]["labels"]
     shown = at5.confusion.reindex(index=labels, columns=labels, fill_value=0).to_numpy()
@@ -404,3 +404,13 @@ def test_accuracy_page_shows_same_lesion_retrieval_and_copes_with_old_runs(
     at.switch_page("app_pages/retrieval_accuracy.py").run()
     assert_clean(at, "Retrieval accuracy")
     assert any("python -m skinsim.evaluate RUN" in c.value for c in at.caption)
+
+
+def test_label_colours_stay_the_same_whatever_else_is_shown() -> None:
+    from dashboard.figures import DX_COLOURS, colour_map, label_colours
+
+    assert label_colours(["mel", "nv"])["mel"] == label_colours(["MEL", "SCC"])["MEL"] == DX_COLOURS["mel"]
+    run = ["ACK", "BCC", "MEL", "NEV", "SCC", "SEK"]  # PAD-UFES-20's labels
+    assert colour_map("dx", ["SCC"], run)["SCC"] == colour_map("dx", ["ACK", "SEK", "SCC"], run)["SCC"]  # filters
+    assert len(set(label_colours(run).values())) == len(run)
+    assert label_colours(["benign", "malignant"])["benign"] != label_colours(["benign", "malignant"])["malignant"]

@@ -1,5 +1,6 @@
 """Retrieval metrics on neighbour tables worked out by hand."""
 import numpy as np
+import pandas as pd
 import pytest
 
 from skinsim import metrics as M
@@ -116,3 +117,32 @@ def test_same_lesion_report_by_hand():
     assert report["r_at_1"] == pytest.approx(2 / 3) and report["r_at_5"] == 1.0
     assert report["map"] == pytest.approx(((1 + 2 / 3) / 2 * 2 + (1 / 3 + 2 / 4) / 2) / 3)
     assert report["random_r_at_1"] == pytest.approx(2 / 4)  # each A query: 2 other A's among 4 images
+
+
+def test_majority_label_is_found_from_the_data_ties_by_name():
+    from skinsim.evaluate import majority_label, majority_baseline
+
+    assert majority_label(np.array(["nv", "mel", "nv", "bkl"])) == "nv"
+    assert majority_label(np.array(["MEL", "NEV", "NEV", "MEL"])) == "MEL"  # a tie goes to the first name
+    assert majority_baseline({"majority": {"label": "benign", "p_at_1": 0.9}}) == ("benign", {"label": "benign",
+                                                                                             "p_at_1": 0.9})
+    assert majority_baseline({"always_nv": {"p_at_1": 0.67}}) == ("nv", {"p_at_1": 0.67})  # runs before 2026-11-29
+
+
+def test_a_report_on_any_label_set():
+    """ISIC 2020's benign/malignant: the labels, per-class blocks and the majority baseline come from the data."""
+    from skinsim.evaluate import retrieval_report
+
+    # train: 3 benign, 1 malignant; val queries: benign, malignant; test: one of each, at the query's place
+    table = pd.DataFrame({"image_id": list("abcdefgh"), "lesion_id": list("abcdefgh"),
+                          "split": ["train"] * 4 + ["val", "val", "test", "test"],
+                          "dx": ["benign", "benign", "benign", "malignant", "benign", "malignant", "benign",
+                                 "malignant"]})
+    vectors = np.array([[1, 0], [1, 0], [1, 0], [0, 1], [1, 0.1], [0.1, 1], [1, 0], [0, 1]], dtype=np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    report = retrieval_report(table, vectors)
+    assert sorted(report["per_class"]) == ["benign", "malignant"]
+    assert report["confusion"]["labels"] == ["benign", "malignant"]
+    assert report["overall"]["p_at_1"] == 1.0
+    assert report["baselines"]["majority"]["label"] == "benign"  # from train (3 of 4), not from the queries
+    assert report["baselines"]["majority"]["p_at_1"] == 0.5 and "always_nv" not in report["baselines"]

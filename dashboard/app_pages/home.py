@@ -72,8 +72,8 @@ def _headline(metrics: dict) -> None:
         return
     st.caption(f"Queries = {metrics.get('queries', 'val')} ({metrics.get('n_queries', '?')} images), search space = "
                f"{metrics.get('search_space', 'test')} ({metrics.get('n_search', '?')} images). The baselines "
-               "answer without looking at the image: always-nv returns melanocytic nevi, random returns random "
-               "images.")
+               f"answer without looking at the image: always-{summary.majority(metrics)} always returns the "
+               "commonest diagnosis of the training split, random returns random images.")
     cols = st.columns(min(4, len(table)))
     for col, (name, row) in zip(cols, table.iterrows()):
         random = row["random"]

@@ -66,17 +66,17 @@ def _results(run: Path, table: pd.DataFrame, splits: tuple[str, ...], query: str
     st.subheader(f"{len(table)} nearest neighbours in {components.space_words(splits)}")
     components.neighbour_panel(run, table, key="neighbours")
     components.why_similar(run, query, table, key="query_why")
-    _vote(table)
+    _vote(table, data.run_labels(run))
 
 
-def _vote(table: pd.DataFrame) -> None:
+def _vote(table: pd.DataFrame, labels: list[str]) -> None:
     votes = components.diagnosis_vote(table)
     st.subheader("Neighbours' diagnosis vote")
     st.caption(f"How the {len(table)} most similar images are labelled. This is a similarity statistic over the "
                "search space, not a diagnosis of the query and not medical advice.")
     with st.container(key="vote"):
         left, right = st.columns([2, 1])
-        left.plotly_chart(figures.vote_bars(votes), key="vote_bars")
+        left.plotly_chart(figures.vote_bars(votes, labels), key="vote_bars")
         right.dataframe(votes.rename("neighbours").to_frame(), width="stretch")
 
 
@@ -98,7 +98,7 @@ def _archive_results(run: Path, archive: str, table: pd.DataFrame) -> None:
         st.dataframe(table, hide_index=True,
                      column_config={"distance": st.column_config.NumberColumn("distance", format="%.4f")})
     if "dx" in table.columns and table["dx"].notna().any():
-        _vote(table)
+        _vote(table, sorted(set(data.run_labels(run)) | set(table["dx"].dropna().astype(str))))
 
 
 def main() -> None:

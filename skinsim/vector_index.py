@@ -5,7 +5,8 @@
     "IVF1024,PQ16x8"    inverted lists + product quantisation: small memory, trained on the vectors
 
 Similarity is the inner product of unit vectors (metric "l2": squared distance, for any vectors); distances come
-back as Euclidean, sqrt(2 - 2 ip), as everywhere else in skinsim. faiss is imported inside these functions, so `import skinsim` stays light.
+back as Euclidean, sqrt(2 - 2 ip), as everywhere else in skinsim. faiss is imported inside these functions, so
+`import skinsim` stays light.
 
 `VectorIndex` keeps an index with the vectors it holds: FAISS proposes candidates and their float64 distances
 (skinsim.neighbours) put them in order, so a "Flat" VectorIndex returns exactly the true nearest vectors and an

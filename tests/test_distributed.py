@@ -48,8 +48,8 @@ def run_training(target: Path | str, args: list[str], dump: Path, processes: int
     env = {**os.environ, "SKINSIM_TEST_DUMP": str(dump), "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
            **(extra_env or {})}
-    return subprocess.run([*launcher, *str(target).split(" "), *args], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=600)
+    return subprocess.run([*launcher, *str(target).split(" "), *args], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=600)
 
 
 def test_two_processes_take_the_single_process_step_and_write_one_run(synthetic_data: Path, tmp_path: Path):
@@ -61,7 +61,8 @@ def test_two_processes_take_the_single_process_step_and_write_one_run(synthetic_
     # rank 0 alone logs to W&B (offline), when wandb is installed
     wandb = importlib.util.find_spec("wandb") is not None
     pair = run_training(script, [*args, "--out", str(tmp_path / "runs" / "ddp")] + (["--wandb"] if wandb else []),
-                        tmp_path / "ddp", 2, {"WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path), "WANDB_SILENT": "true"})
+                        tmp_path / "ddp", 2,
+                        {"WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path), "WANDB_SILENT": "true"})
     assert pair.returncode == 0, pair.stderr[-3000:]
 
     one = torch.load(tmp_path / "single.rank0", weights_only=True)

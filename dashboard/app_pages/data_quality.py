@@ -47,7 +47,8 @@ def _pair_facts(pair: pd.Series) -> str:
     phash = "–" if pd.isna(pair["phash_distance"]) else f"{int(pair['phash_distance'])} bits"
     pixels = "–" if pd.isna(pair["pixel_distance"]) else f"{pair['pixel_distance']:.1f} / 255"
     lesion = ("same lesion" if pair["same_lesion"]
-              else f"**different lesion ids** ({pair['lesion_a']}, {pair['lesion_b']}): possibly one lesion filed twice")
+              else f"**different lesion ids** ({pair['lesion_a']}, {pair['lesion_b']}): possibly one lesion "
+                   "filed twice")
     split = (f"**crosses splits** ({pair['split_a']} / {pair['split_b']}): a leak" if pair["crosses_split"]
              else f"both in {pair['split_a']}")
     return "\n".join([f"- **rule**: {pair['rule']}", f"- embedding cosine distance: {pair['cosine_distance']:.2e}",

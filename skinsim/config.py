@@ -11,6 +11,12 @@ class TrainConfig:
 
     # data and split
     data_dir: str | None = None
+    dataset: str = "auto"            # auto | ham10000 | isic2019 | isic2020 | pad-ufes-20 | csv; runs record the one read
+    csv: str | None = None           # generic dataset: the CSV listing images (--dataset csv)
+    image_col: str = "image"         # generic CSV: column of image paths or ids
+    label_col: str = "label"         # generic CSV: column of labels
+    group_col: str | None = None     # generic CSV: lesion or patient column; None: each image is its own group
+    skip_missing: bool = False       # leave out rows whose image is missing or unreadable instead of failing
     split: str = "lesion"            # lesion (grouped by lesion_id) | image (the original project's)
     seed: int = 42                   # fixes the whole run: split (unless split_seed), init, batches, augmentation
     split_seed: int | None = None    # seed of the train/val/test split alone; None: the same as `seed`
@@ -57,6 +63,7 @@ class TrainConfig:
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
         """Rebuild from a dict, ignoring keys this version does not know."""
         known = {f.name for f in fields(cls)}
+        values = {"dataset": "ham10000", **values}  # runs made before other datasets were read HAM10000
         return cls(**{k: v for k, v in values.items() if k in known})
 
 

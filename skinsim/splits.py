@@ -1,4 +1,7 @@
-"""Train / validation / test splits: grouped by lesion (default) or by image (the original project)."""
+"""Train / validation / test splits: grouped by lesion (default) or by image (the original project).
+
+The group is the table's `lesion_id` column: a lesion, or a patient for datasets grouped by patient.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -6,14 +9,35 @@ import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
 SPLITS = ("train", "val", "test")
+N_FOLDS = 10          # the lesion split draws 10 group folds: test, val, and 8 for train
+MIN_GROUPS = len(SPLITS)  # a label needs a group for each split to be able to appear in all three
+
+
+def split_problems(table: pd.DataFrame) -> list[str]:
+    """Why the lesion split cannot be drawn from `table` (too few groups in all, or of a label); empty if it can."""
+    problems = []
+    if table["lesion_id"].nunique() < N_FOLDS:
+        problems.append(f"the grouped split needs at least {N_FOLDS} groups; the data has "
+                        f"{table['lesion_id'].nunique()}")
+    if table["dx"].value_counts().max() < N_FOLDS:  # scikit-learn's stratified folds refuse it
+        problems.append(f"the grouped split needs a label with at least {N_FOLDS} images; the largest has "
+                        f"{table['dx'].value_counts().max()}")
+    groups = table.groupby("dx")["lesion_id"].nunique().sort_index()
+    for label, n in groups[groups < MIN_GROUPS].items():
+        problems.append(f"label {label!r} has {n} group(s); the grouped split needs at least {MIN_GROUPS} "
+                        "(drop or merge it, or use --split image)")
+    return problems
 
 
 def split_by_lesion(table: pd.DataFrame, seed: int) -> np.ndarray:
-    """80/10/10 split in which all images of a lesion fall on one side, stratified by diagnosis.
+    """80/10/10 split in which all images of a lesion fall on one side, stratified by label (dx).
 
     Ten stratified group folds are drawn from `seed`; fold 0 is the test split, fold 1 validation.
     """
-    folds = StratifiedGroupKFold(n_splits=10, shuffle=True, random_state=seed)
+    problems = split_problems(table)
+    if problems:
+        raise ValueError("; ".join(problems))
+    folds = StratifiedGroupKFold(n_splits=N_FOLDS, shuffle=True, random_state=seed)
     labels = np.full(len(table), "train", dtype=object)
     parts = folds.split(np.zeros(len(table)), table["dx"].to_numpy(), table["lesion_id"].to_numpy())
     for fold, (_, held_out) in enumerate(parts):

@@ -46,8 +46,10 @@ def test_data_dir_resolution(monkeypatch, tmp_path):
 def test_missing_folder_and_csv(tmp_path):
     with pytest.raises(DataError, match="does not exist.*--data-dir"):
         load_dataset(tmp_path / "nope")
-    with pytest.raises(DataError, match="HAM10000_metadata.csv not found"):
+    with pytest.raises(DataError, match="no dataset found.*HAM10000_metadata.csv.*--dataset csv"):
         load_dataset(tmp_path)
+    with pytest.raises(DataError, match="HAM10000_metadata.csv not found.*not a HAM10000 folder"):
+        load_dataset(tmp_path, dataset="ham10000")
 
 
 def test_missing_column(folder):
@@ -103,8 +105,11 @@ def test_decode_all(folder):
 def test_check_command(folder, capsys):
     from skinsim.data.__main__ import main
 
+    assert main(["check", "--data-dir", str(folder)]) == 2  # 2 lesions a diagnosis: too few to split
+    assert "label 'akiec' has 2 group(s); the grouped split needs at least 3" in capsys.readouterr().err
+    make_synthetic_dataset(folder, lesions_per_class=3, images_per_lesion=4)
     assert main(["check", "--data-dir", str(folder)]) == 0
-    assert "14 images of 14 lesions" in capsys.readouterr().out
+    assert "(ham10000): 84 images of 21 lesions" in capsys.readouterr().out
     (folder / "images" / "ISIC_9000003.jpg").write_bytes(b"")
     assert main(["check", "--data-dir", str(folder)]) == 2
     assert main([]) == 2

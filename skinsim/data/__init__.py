@@ -1,4 +1,6 @@
-"""Reading, checking and fetching the HAM10000 dataset."""
-from skinsim.data.metadata import DIAGNOSES, DataError, load_dataset, resolve_data_dir
+"""Reading, checking and fetching dermatoscopy datasets (HAM10000, ISIC 2019 and 2020, PAD-UFES-20, any CSV)."""
+from skinsim.data.metadata import (DATASETS, DIAGNOSES, CsvSpec, DataError, Dataset, load_dataset, read_dataset,
+                                   resolve_data_dir)
 
-__all__ = ["DIAGNOSES", "DataError", "load_dataset", "resolve_data_dir"]
+__all__ = ["DATASETS", "DIAGNOSES", "CsvSpec", "DataError", "Dataset", "load_dataset", "read_dataset",
+           "resolve_data_dir"]

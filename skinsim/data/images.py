@@ -1,4 +1,4 @@
-"""Finding HAM10000 image files and decoding them into uint8 arrays at the training size."""
+"""Finding dataset image files and decoding them into uint8 arrays at the training size."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
@@ -12,10 +12,10 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 Image.MAX_IMAGE_PIXELS = 40_000_000
 
 
-def index_images(root: Path) -> dict[str, Path]:
-    """Map image_id (file stem) to path for every ISIC image anywhere below `root`."""
+def index_images(root: Path, pattern: str = "ISIC_*") -> dict[str, Path]:
+    """Map image_id (file stem) to path for every image named like `pattern` anywhere below `root`."""
     found: dict[str, Path] = {}
-    for path in sorted(Path(root).rglob("ISIC_*")):
+    for path in sorted(Path(root).rglob(pattern)):
         if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
             found.setdefault(path.stem, path)
     return found
@@ -27,7 +27,9 @@ def find_image(root: Path | None, image_id: str, relative: str | None = None) ->
         return None
     if relative and (Path(root) / relative).is_file():
         return Path(root) / relative
-    for sub in ("images", "HAM10000_images_part_1", "HAM10000_images_part_2", "."):
+    # the official image folders of HAM10000, ISIC 2019, ISIC 2020 and PAD-UFES-20, then the folder itself
+    for sub in ("images", "HAM10000_images_part_1", "HAM10000_images_part_2", "ISIC_2019_Training_Input", "train",
+                "jpeg/train", "imgs_part_1", "imgs_part_2", "imgs_part_3", "."):
         for suffix in IMAGE_SUFFIXES:
             candidate = Path(root) / sub / f"{image_id}{suffix}"
             if candidate.is_file():

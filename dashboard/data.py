@@ -278,6 +278,19 @@ def _map_table(run: str, version: float) -> pd.DataFrame:
     return table.sort_values("row").reset_index(drop=True)
 
 
+def map_made(run: Path) -> str:
+    """How the run's map was made, in words (from umap.parquet's metadata)."""
+    from skinsim.runs import map_method
+
+    method = map_method(Path(run) / "umap.parquet")
+    if not method:
+        return "fitted when the run was made"
+    if method.get("placed_by_transform"):
+        return (f"fitted on a seeded sample of {method['fitted_on']:,} of the {method['n_points']:,} images, the "
+                "rest placed by the fitted model")
+    return f"fitted on all {method.get('n_points', 0):,} images when the run was made"
+
+
 @dataclass(frozen=True)
 class MapFilter:
     """Which images the map shows; empty tuples mean 'all'."""

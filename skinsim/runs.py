@@ -121,6 +121,22 @@ def write_vectors(path: Path, table: pd.DataFrame, vectors: np.ndarray, column: 
     pq.write_table(arrow, path)
 
 
+MAP_KEY = b"skinsim.map"
+
+
+def write_map(path: Path, table: pd.DataFrame, method: dict[str, Any]) -> None:
+    """umap.parquet: the table with x, y, and how the map was made in the file's metadata (MAP_KEY)."""
+    arrow = pa.Table.from_pandas(table, preserve_index=False)
+    arrow = arrow.replace_schema_metadata({**(arrow.schema.metadata or {}), MAP_KEY: json.dumps(method).encode()})
+    pq.write_table(arrow, path)
+
+
+def map_method(path: Path) -> dict[str, Any]:
+    """How a run's map was made (see skinsim.projection); {} for maps written before 2026-11-29."""
+    metadata = pq.read_schema(path).metadata or {}
+    return json.loads(metadata.get(MAP_KEY, b"{}"))
+
+
 def read_vectors(path: Path, column: str = "embedding") -> tuple[pd.DataFrame, np.ndarray]:
     """Read a table written by `write_vectors`: (metadata frame, float32 array of shape (n, d))."""
     arrow = pq.read_table(path)

@@ -28,7 +28,7 @@ from skinsim import distributed, runs
 from skinsim.backbones import WeightsError
 from skinsim.config import PRESETS, TrainConfig, preset
 from skinsim.curves import save_curves
-from skinsim.data import DataError, load_dataset, resolve_data_dir
+from skinsim.data import DATASETS, CsvSpec, DataError, read_dataset
 from skinsim.data.images import decode_all, parse_size
 from skinsim.distributed import World, gather, global_batch_norm
 from skinsim.embed import embed_batches, pick_device
@@ -36,6 +36,7 @@ from skinsim.evaluate import evaluate, quick_p_at_1, summary
 from skinsim.losses import margin_violations, triplet_loss
 from skinsim.mining import mine
 from skinsim.model import Embedder
+from skinsim.projection import Projection, fit_umap
 from skinsim.sampler import PKSampler, TripletSampler
 from skinsim.splits import make_split
 from skinsim.transforms import augment, normalise, random_flips
@@ -49,6 +50,7 @@ FLAGS = {
     "backbone": str, "pretrained": str, "mining": str, "image_size": str, "split": str, "device": str,
     "workers": int, "optimizer": str, "weight_decay": float, "scheduler": str, "freeze": int,
     "cache_views": int, "samples_per_class": int, "class_power": float, "max_steps": int,
+    "dataset": str, "csv": str, "image_col": str, "label_col": str, "group_col": str,
 }
 
 
@@ -58,7 +60,10 @@ def parse_args(argv: list[str] | None) -> tuple[TrainConfig, argparse.Namespace]
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="default", choices=sorted(PRESETS),
                         help="starting point; other flags override it (seed = the original course project)")
-    parser.add_argument("--data-dir", help="HAM10000 folder (default: $SKINSIM_DATA, else data/ham10000)")
+    parser.add_argument("--data-dir", help="dataset folder (default: $SKINSIM_DATA, else data/ham10000; with --csv: "
+                                           "the CSV's folder). --dataset: " + " | ".join(DATASETS))
+    parser.add_argument("--skip-missing", action="store_true",
+                        help="leave out rows whose image is missing or unreadable instead of failing")
     parser.add_argument("--out", help="run name under data/runs, or a path (default: date-backbone-split)")
     parser.add_argument("--resume", metavar="RUN", help="continue an interrupted run (name or path)")
     parser.add_argument("--wandb", action="store_true", help="log to Weights & Biases (WANDB_MODE=offline works)")
@@ -74,6 +79,8 @@ def parse_args(argv: list[str] | None) -> tuple[TrainConfig, argparse.Namespace]
     overrides = {k: getattr(args, k) for k in FLAGS if getattr(args, k) is not None}
     if args.data_dir:
         overrides["data_dir"] = args.data_dir
+    if args.skip_missing:
+        overrides["skip_missing"] = True
     if args.wandb:
         overrides["wandb"] = True
     if args.no_tta:
@@ -151,8 +158,10 @@ def make_deterministic(seed: int) -> None:
 
 def load_data(cfg: TrainConfig, work: Path, resume: bool, world: World = World()) -> Data:
     """Checked metadata, the split (the saved one when resuming), and the images at the training size."""
-    data_dir = resolve_data_dir(cfg.data_dir)
-    table = load_dataset(data_dir)
+    csv = CsvSpec(Path(cfg.csv).expanduser(), cfg.image_col, cfg.label_col, cfg.group_col) if cfg.csv else None
+    dataset = read_dataset(cfg.data_dir, cfg.dataset, csv, skip_missing=cfg.skip_missing)
+    data_dir, table = dataset.root, dataset.table
+    cfg.dataset = dataset.layout  # the run records what it read, so a resume or a reader never re-detects
     if resume and (work / "split.parquet").is_file():
         saved = pd.read_parquet(work / "split.parquet").set_index("image_id")["split"]
         table["split"] = saved.reindex(table["image_id"]).to_numpy()
@@ -167,7 +176,9 @@ def load_data(cfg: TrainConfig, work: Path, resume: bool, world: World = World()
     labels = torch.tensor(table["dx"].map({c: i for i, c in enumerate(classes)}).to_numpy())
     data = Data(data_dir, table, images, *(np.flatnonzero(split == s) for s in ("train", "val", "test")), classes, labels)
     log = print if world.is_main else (lambda *a, **k: None)
-    log(f"data: {len(table)} images from {data_dir}; split '{cfg.split}' (seed {cfg.split_rng}): "
+    if dataset.dropped:
+        log(f"data: left out {len(dataset.dropped)} image(s) missing or unreadable (--skip-missing)")
+    log(f"data: {len(table)} images ({dataset.layout}) from {data_dir}; split '{cfg.split}' (seed {cfg.split_rng}): "
           f"{len(data.train_rows)} train / {len(data.val_rows)} val / {len(data.test_rows)} test; "
           f"size {size[0]}x{size[1]}")
     return data
@@ -374,11 +385,9 @@ def finish(cfg: TrainConfig, writer: runs.RunWriter, data: Data, vectors: np.nda
     report = evaluate(data.table, vectors, seed=cfg.split_rng)
     clock["evaluate"] = time.perf_counter() - tick
     tick = time.perf_counter()
-    from skinsim.projection import fit_umap
-
-    coords = fit_umap(vectors, seed=cfg.seed)
+    projection = fit_umap(vectors, seed=cfg.seed)
     clock["umap"] = time.perf_counter() - tick
-    write_outputs(cfg, writer.work, data, vectors, coords, report, curves, model, device, clock)
+    write_outputs(cfg, writer.work, data, vectors, projection, report, curves, model, device, clock)
     if wb is not None:
         wb.summary.update({f"test/{k}": v for k, v in report["overall"].items()})
         wb.finish()
@@ -402,12 +411,15 @@ def audit_run(path: Path) -> None:
               file=sys.stderr)
 
 
-def write_outputs(cfg: TrainConfig, work: Path, data: Data, vectors: np.ndarray, coords: np.ndarray, report: dict,
-                  curves: list[dict], model: Embedder, device: torch.device, clock: dict[str, float]) -> None:
+def write_outputs(cfg: TrainConfig, work: Path, data: Data, vectors: np.ndarray, projection: Projection,
+                  report: dict, curves: list[dict], model: Embedder, device: torch.device,
+                  clock: dict[str, float]) -> None:
     """The run's tables, metrics, curves, checkpoint and finished config, into the work folder."""
     meta_cols = runs.META_COLUMNS
     runs.write_vectors(work / "embeddings.parquet", data.table[meta_cols], vectors)
-    data.table[meta_cols].assign(x=coords[:, 0], y=coords[:, 1]).to_parquet(work / "umap.parquet", index=False)
+    coords = projection.coords
+    runs.write_map(work / "umap.parquet", data.table[meta_cols].assign(x=coords[:, 0], y=coords[:, 1]),
+                   projection.method)
     runs.write_json(work / "metrics.json", report)
     save_curves(curves, work)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, work / "checkpoint.safetensors")
@@ -415,7 +427,7 @@ def write_outputs(cfg: TrainConfig, work: Path, data: Data, vectors: np.ndarray,
     meta = {"complete": True, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "data_dir": str(data.data_dir.resolve()), "n_images": len(data.table),
             "classes": data.classes, "device": str(device), "torch_threads": torch.get_num_threads(),
-            "machine": platform.machine(),
+            "machine": platform.machine(), "map": projection.method,
             "versions": {"skinsim": skinsim.__version__, "torch": torch.__version__,
                          "python": platform.python_version()},
             "time_s": clock}

@@ -156,7 +156,7 @@ def main() -> None:
     if table is None:
         st.warning(f"Run `{run.name}` has no umap.parquet, so there is no map to show.")
         return
-    st.caption("Each point is one image placed by a 2-D UMAP of its embedding (fitted when the run was made). "
+    st.caption(f"Each point is one image placed by a 2-D UMAP of its embedding ({data.map_made(run)}). "
                "Click a point for its nearest neighbours; use the box or lasso tool (top right of the chart) to "
                "see a group of images.")
     controls = st.container()

@@ -13,7 +13,7 @@ from dashboard import components, data, figures, summary
 def main() -> None:
     """Render the home page."""
     st.title("skinsim")
-    st.caption("Explore how a metric-learning model arranges HAM10000 dermatoscopic images by similarity. "
+    st.caption("Explore how a metric-learning model arranges dermatoscopic images by similarity. "
                "Distances and neighbour votes are similarity statistics, not diagnoses.")
     run = components.current_run()
     if run is None:
@@ -37,8 +37,8 @@ def _about(info: data.RunInfo, meta: pd.DataFrame, dim: int) -> None:
     left, middle, right = st.columns(3)
     with left:
         st.markdown("**Data**")
-        st.markdown(f"- {len(meta):,} images, {meta['lesion_id'].nunique():,} lesions, {meta['dx'].nunique()} "
-                    f"diagnoses\n- folder: `{cfg_meta.get('data_dir', config.get('data_dir', 'unknown'))}`"
+        st.markdown(f"- {config.get('dataset', 'ham10000')}: {len(meta):,} images, {meta['lesion_id'].nunique():,} "
+                    f"lesions, {meta['dx'].nunique()} diagnoses\n- folder: `{cfg_meta.get('data_dir', config.get('data_dir', 'unknown'))}`"
                     f"\n- made: {summary.created(config)}\n- embedding size: {dim}")
         split_seed = config.get("split_seed")
         split_seed = config.get("seed", "?") if split_seed is None else split_seed

@@ -110,7 +110,7 @@ def neighbour_panel(run: Path, table: pd.DataFrame, key: str = "neighbours", wid
 
 def image_card(run: Path, row: pd.Series, title: str, key: str, ratio: tuple[float, float] = (1, 1)) -> None:
     """One image of the run with its metadata beside it."""
-    facts = {f: row[f] for f in META_FIELDS if f in row.index}
+    facts = {f: row[f] for f in META_FIELDS + data.extra_columns(row.to_frame().T) if f in row.index}
     age = facts.get("age")
     facts["age"] = "unknown" if age is None or pd.isna(age) else int(age)
     picture_card(data.image_bytes(run, str(row["image_id"]))[0], f"{title}: `{row['image_id']}`", facts, key, ratio)

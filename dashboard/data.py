@@ -144,7 +144,13 @@ def neighbour_table(meta: pd.DataFrame, rows: np.ndarray, distances: np.ndarray)
     table = meta.iloc[rows].reset_index(drop=True)
     table.insert(0, "rank", np.arange(1, len(rows) + 1))
     table.insert(2, "distance", np.asarray(distances, dtype=float))
-    return table[[c for c in NEIGHBOUR_COLUMNS if c in table.columns]]
+    return table[[c for c in NEIGHBOUR_COLUMNS if c in table.columns] + extra_columns(table)]
+
+
+def extra_columns(table: pd.DataFrame) -> list[str]:
+    """A dataset's own metadata columns, beyond the ones every run has (shown after them)."""
+    internal = set(NEIGHBOUR_COLUMNS) | {"age_band", "row", "x", "y", "embedding"}
+    return [c for c in table.columns if c not in internal]
 
 
 def top1_outcome(run: Path, splits: tuple[str, ...] = ("test",)) -> np.ndarray:
@@ -419,7 +425,7 @@ def _search_index(run: str, version: float, splits: tuple[str, ...]) -> Any:
 def query_upload(run: Path, image: Any, k: int, splits: tuple[str, ...] = ("test",)) -> pd.DataFrame:
     """The k nearest images of the search space to an uploaded image, embedded with the run's checkpoint."""
     table = search_index(run, splits).query_image(image, k=int(k))
-    return table[[c for c in NEIGHBOUR_COLUMNS if c in table.columns]]
+    return table[[c for c in NEIGHBOUR_COLUMNS if c in table.columns] + extra_columns(table)]
 
 
 def is_complete_run(path: Path) -> bool:

@@ -415,7 +415,8 @@ def write_outputs(cfg: TrainConfig, work: Path, data: Data, vectors: np.ndarray,
                   report: dict, curves: list[dict], model: Embedder, device: torch.device,
                   clock: dict[str, float]) -> None:
     """The run's tables, metrics, curves, checkpoint and finished config, into the work folder."""
-    meta_cols = runs.META_COLUMNS
+    # the dataset's own columns (ISIC 2020's diagnosis, a CSV's extra columns...) travel with every image
+    meta_cols = runs.META_COLUMNS + [c for c in data.table.columns if c not in runs.META_COLUMNS]
     runs.write_vectors(work / "embeddings.parquet", data.table[meta_cols], vectors)
     coords = projection.coords
     runs.write_map(work / "umap.parquet", data.table[meta_cols].assign(x=coords[:, 0], y=coords[:, 1]),

@@ -414,3 +414,14 @@ def test_label_colours_stay_the_same_whatever_else_is_shown() -> None:
     assert colour_map("dx", ["SCC"], run)["SCC"] == colour_map("dx", ["ACK", "SEK", "SCC"], run)["SCC"]  # filters
     assert len(set(label_colours(run).values())) == len(run)
     assert label_colours(["benign", "malignant"])["benign"] != label_colours(["benign", "malignant"])["malignant"]
+
+
+def test_a_datasets_own_columns_follow_the_standard_ones_in_neighbour_tables() -> None:
+    from dashboard.data import neighbour_table
+
+    meta = pd.DataFrame({"image_id": ["a", "b"], "lesion_id": ["l1", "l2"], "dx": ["benign", "malignant"],
+                         "split": ["test", "test"], "path": ["a.jpg", "b.jpg"], "diagnosis": ["nevus", "melanoma"],
+                         "age_band": ["20-39", "40-59"]})
+    table = neighbour_table(meta, np.array([1, 0]), np.array([0.1, 0.2]))
+    assert table.columns.tolist() == ["rank", "image_id", "distance", "dx", "lesion_id", "split", "path", "diagnosis"]
+    assert table["diagnosis"].tolist() == ["melanoma", "nevus"]

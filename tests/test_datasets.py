@@ -14,6 +14,7 @@ from skinsim.config import TrainConfig
 from skinsim.data import CsvSpec, DataError, load_dataset, read_dataset
 from skinsim.data.__main__ import main as data_cli
 from skinsim.data.table import STANDARD_COLUMNS
+from skinsim.runs import read_vectors
 from tests.conftest import TINY_ARGS
 
 ISIC2019_CLASSES = ["MEL", "NV", "BCC", "AK", "BKL", "DF", "VASC", "SCC", "UNK"]
@@ -260,3 +261,6 @@ def test_trains_on_generic_csv(tmp_path):
     assert config["dataset"] == "csv" and config["group_col"] == "patient"
     assert config["meta"]["classes"] == ["busy", "calm", "odd"]
     assert Path(config["meta"]["data_dir"]) == (tmp_path / "data").resolve()
+    # the CSV's own columns travel with every image into the run, for the dashboard to show
+    table, _ = read_vectors(tmp_path / "run" / "embeddings.parquet")
+    assert set(table["site"]) == {"arm"} and set(table["csv_dx"]) == {"clinical note"}

@@ -213,3 +213,16 @@ def test_without_any_run_every_page_explains_how_to_make_one(tmp_path: Path, chr
         page.get_by_text("python -m skinsim.train --data-dir ../shared/ham10000").first.wait_for(timeout=30_000)
         shot(page, "home_no_run")
         page.context.close()
+
+
+def test_several_users_click_at_once_and_share_the_servers_caches(site: tuple[str, Path]) -> None:
+    from skinsim.bench_load import load
+
+    _, run = site
+    lines = load(run, users=2, clicks=1)
+    table = {line.split(" | ")[0].strip("| "): line.split(" | ")[1].strip(" |") for line in lines if " | " in line}
+    assert table["clicks timed"] == "2"
+    one, loaded = (float(table[k].split()[0].replace(",", "")) for k in
+                   ("server memory after one user's map", "server memory after 2 users' clicks"))
+    assert one > 0 and loaded < 2 * one  # a second user does not bring a second copy of the run
+

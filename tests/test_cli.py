@@ -25,6 +25,7 @@ HELP = {
                       "--rebuild-index", "torchrun"],
     "skinsim.bench_dashboard": ["--run", "--loads", "--clicks"],
     "skinsim.bench_search": ["--sizes", "--queries", "--markdown", "--threads"],
+    "skinsim.bench_load": ["--run", "--users", "--clicks"],
     "skinsim.data": ["download", "check", "download HAM10000", "check that a HAM10000 folder"],
     "skinsim.data.download": ["--dest", "--source", "--base-url", "--keep-archives", "--force"],
 }

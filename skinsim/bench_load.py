@@ -67,10 +67,11 @@ def load(run: Path, users: int, clicks: int) -> list[str]:
         root = Path(tmp)
         (root / run.name).symlink_to(run.resolve(), target_is_directory=True)
         with bd.streamlit_server(root) as url:
-            with bd.browser() as b:  # one user first, so the server's caches hold the run
-                page = bd.new_page(b)
-                bd.open_map(page, url, timeout_ms=300_000)
-                page.context.close()
+            # one user's map first, so the server's caches hold the run (in its own process too: a caller, such as
+            # a test, may already run Playwright, which allows one per process)
+            first = ctx.Process(target=one_user, args=(url, str(run), 0, 1, 0, ctx.Barrier(1), ctx.Queue()))
+            first.start()
+            first.join()
             one_rss = server_rss_mib(url)
             ready, out = ctx.Barrier(users), ctx.Queue()
             procs = [ctx.Process(target=one_user, args=(url, str(run), u, users, clicks, ready, out))

@@ -44,7 +44,7 @@ from skinsim.config import TrainConfig
 from skinsim.data.images import parse_size, to_array
 from skinsim.distributed import World, gather_objects, same_on_all, start, stop
 from skinsim.embed import pick_device
-from skinsim.runs import Run, load_run, write_json, write_vectors
+from skinsim.runs import Run, load_run, write_atomic, write_json, write_vectors
 
 BATCH_SIZE = 64
 SHARD_SIZE = 1000
@@ -71,13 +71,6 @@ class Job:
     rebuild_index: bool
 
 
-def _write_atomic(path: Path, write: Callable[[Path], Any]) -> None:
-    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
-    try:
-        write(tmp)
-        os.replace(tmp, path)  # a reader (or a resumed run) sees the old file or the new one, never half of one
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 @contextmanager
@@ -96,7 +89,7 @@ def update_manifest(folder: Path, change: Callable[[dict[str, Any]], None]) -> d
     with _manifest_lock(folder):
         manifest = read_manifest(folder)
         change(manifest)
-        _write_atomic(folder / MANIFEST, lambda p: write_json(p, manifest))
+        write_atomic(folder / MANIFEST, lambda p: write_json(p, manifest))
     return manifest
 
 
@@ -127,9 +120,9 @@ def start_archive(job: Job) -> str:
     (folder / SHARDS).mkdir(parents=True, exist_ok=True)
     for leftover in (folder / SHARDS).iterdir():
         leftover.unlink()  # shards of a start that never wrote its manifest: nothing vouches for them
-    _write_atomic(folder / PLAN, lambda p: plan.to_parquet(p, index=False))
+    write_atomic(folder / PLAN, lambda p: plan.to_parquet(p, index=False))
     manifest = new_manifest(job, plan, batch_size, shard_size)
-    _write_atomic(folder / MANIFEST, lambda p: write_json(p, manifest))
+    write_atomic(folder / MANIFEST, lambda p: write_json(p, manifest))
     return "new"
 
 
@@ -234,7 +227,7 @@ def embed_shard(searcher: Any, rows: pd.DataFrame, root: Path, batch_size: int, 
 
 def write_shard(folder: Path, j: int, table: pd.DataFrame, vectors: np.ndarray) -> None:
     """Write shard `j` under a temporary name and rename it into place."""
-    _write_atomic(folder / shard_file(j), lambda p: write_vectors(p, table, vectors))
+    write_atomic(folder / shard_file(j), lambda p: write_vectors(p, table, vectors))
 
 
 def record_shard(folder: Path, j: int, rows: int, errors: list[dict[str, Any]]) -> None:
@@ -294,8 +287,8 @@ def write_reports(folder: Path, plan: pd.DataFrame, manifest: dict[str, Any]) ->
     metadata = [c for c in plan.columns if c not in PLAN_COLUMNS]
     dups = plan[plan["copy_of"].notna()]
     dups = dups.assign(id=dups["sha256"].str[:16])[["path", "copy_of", "id", "sha256", *metadata]]
-    _write_atomic(folder / UNREADABLE, lambda p: unreadable.to_csv(p, index=False))
-    _write_atomic(folder / DUPLICATES, lambda p: dups.to_csv(p, index=False))
+    write_atomic(folder / UNREADABLE, lambda p: unreadable.to_csv(p, index=False))
+    write_atomic(folder / DUPLICATES, lambda p: dups.to_csv(p, index=False))
     return len(unreadable), len(dups)
 
 

@@ -9,6 +9,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -124,11 +125,28 @@ def write_vectors(path: Path, table: pd.DataFrame, vectors: np.ndarray, column: 
 MAP_KEY = b"skinsim.map"
 
 
+def write_atomic(path: Path, write: Callable[[Path], object]) -> None:
+    """Write `path` through `write(tmp)` and a rename: a reader (or a resumed job) sees the old file or the new one,
+    never half of one."""
+    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_parquet_with_meta(path: Path, table: pd.DataFrame, key: bytes, meta: dict[str, Any],
+                            schema: pa.Schema | None = None) -> None:
+    """A parquet file whose schema metadata holds `meta` as JSON under `key`."""
+    arrow = pa.Table.from_pandas(table, schema=schema, preserve_index=False)
+    arrow = arrow.replace_schema_metadata({**(arrow.schema.metadata or {}), key: json.dumps(meta).encode()})
+    pq.write_table(arrow, path)
+
+
 def write_map(path: Path, table: pd.DataFrame, method: dict[str, Any]) -> None:
     """umap.parquet: the table with x, y, and how the map was made in the file's metadata (MAP_KEY)."""
-    arrow = pa.Table.from_pandas(table, preserve_index=False)
-    arrow = arrow.replace_schema_metadata({**(arrow.schema.metadata or {}), MAP_KEY: json.dumps(method).encode()})
-    pq.write_table(arrow, path)
+    write_parquet_with_meta(path, table, MAP_KEY, method)
 
 
 def map_method(path: Path) -> dict[str, Any]:

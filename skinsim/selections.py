@@ -8,11 +8,12 @@ spreadsheet too. Saving one writes only under `selections/`: a run's embeddings 
 from __future__ import annotations
 
 import io
-import os
 import re
 from pathlib import Path
 
 import pandas as pd
+
+from skinsim.runs import write_atomic
 
 FOLDER = "selections"
 COLUMNS = ["image_id", "lesion_id", "dx", "split"]
@@ -67,12 +68,7 @@ def save_selection(run: str | Path, name: str, table: pd.DataFrame, overwrite: b
         raise SelectionError(f"a selection named {path.stem!r} already exists in run {Path(run).name}; choose "
                              "another name or replace it")
     path.parent.mkdir(exist_ok=True)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
-    try:
-        tmp.write_bytes(to_csv(table))
-        os.replace(tmp, path)  # a reader sees the old file or the new one, never half of one
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomic(path, lambda p: p.write_bytes(to_csv(table)))
     return path
 
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 import time
 from dataclasses import dataclass
@@ -12,7 +11,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from skinsim.audit import duplicates, labels
@@ -21,7 +19,8 @@ from skinsim.audit.duplicates import RULES, auto_threshold, find_duplicates
 from skinsim.audit.knn import lesion_codes, neighbours, unit_rows
 from skinsim.audit.labels import label_issues
 from skinsim.audit.outliers import outliers
-from skinsim.runs import Run, data_folders, load_run, write_json, write_vectors
+from skinsim.runs import (Run, data_folders, load_run, write_atomic, write_json, write_parquet_with_meta,
+                          write_vectors)
 
 FORMAT_VERSION = 1
 FILES = {"duplicates": "audit_duplicates.parquet", "label_issues": "audit_label_issues.parquet",
@@ -62,26 +61,6 @@ def open_run(run_path: str | Path) -> tuple[Run, pd.DataFrame, np.ndarray]:
     if not np.isfinite(vectors).all():
         raise AuditError(f"{run.path / 'embeddings.parquet'} holds non-finite numbers")
     return run, table, vectors
-
-
-def _write_parquet_atomic(frame: pd.DataFrame, path: Path, schema: pa.Schema, meta: dict[str, Any]) -> None:
-    arrow = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
-    arrow = arrow.replace_schema_metadata({**(arrow.schema.metadata or {}), METADATA_KEY: json.dumps(meta).encode()})
-    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
-    try:
-        pq.write_table(arrow, tmp)
-        os.replace(tmp, path)  # readers see the old table or the new one, never half of one
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _write_json_atomic(obj: Any, path: Path) -> None:
-    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
-    try:
-        write_json(tmp, obj)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def read_audit_table(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -188,7 +167,8 @@ def run_audit(run_path: str | Path, k: int = 10, dup_k: int = 10, dup_threshold:
     for name, frame in (("duplicates", dups), ("label_issues", issues), ("outliers", outs)):
         meta = {"format_version": FORMAT_VERSION, "table": name, "audit_id": audit_id, "run": run.name,
                 "params": params}
-        _write_parquet_atomic(frame, run.path / FILES[name], SCHEMAS[name], meta)
+        write_atomic(run.path / FILES[name],
+                     lambda p: write_parquet_with_meta(p, frame, METADATA_KEY, meta, SCHEMAS[name]))
     t = lap("write", t)
     seconds["total"] = round(time.perf_counter() - t_start, 3)
 
@@ -212,7 +192,7 @@ def run_audit(run_path: str | Path, k: int = 10, dup_k: int = 10, dup_threshold:
         "files": list(FILES.values()),
     }
     # written last: a summary whose audit_id matches the tables' says the three belong together
-    _write_json_atomic(summary, run.path / SUMMARY)
+    write_atomic(run.path / SUMMARY, lambda p: write_json(p, summary))
     if not quiet:
         print(format_summary(summary))
     return summary

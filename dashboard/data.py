@@ -14,10 +14,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import figures, images
+from dashboard import figures, images, map_view
+from dashboard.map_view import Region
 from skinsim import metrics as M
 from skinsim.evaluate import majority_label
-from skinsim.neighbours import nearest, nearest_to_row
+from skinsim.neighbours import nearest
 from skinsim.runs import data_folders, is_run, latest_run, list_runs, load_run, runs_dir
 
 DEMO_RUN = "demo"
@@ -101,7 +102,9 @@ def embeddings(run: Path) -> tuple[pd.DataFrame, np.ndarray]:
     return _embeddings(str(run), stamp(run))
 
 
-@st.cache_data(show_spinner=False, max_entries=4)
+# A resource cache, not a data cache: one copy for every session and rerun, never pickled again (a data cache
+# copies its value on each read, which at a million embeddings costs seconds). Callers treat the tables as read-only.
+@st.cache_resource(show_spinner=False, max_entries=4)
 def _embeddings(run: str, version: float) -> tuple[pd.DataFrame, np.ndarray]:
     meta, vectors = load_run(Path(run)).embeddings()
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -135,8 +138,25 @@ def _neighbours(run: str, version: float, image_id: str, k: int, splits: tuple[s
     hits = np.nonzero(meta["image_id"].to_numpy() == image_id)[0]
     if len(hits) == 0:
         return pd.DataFrame(columns=NEIGHBOUR_COLUMNS)
-    found, dist = nearest_to_row(vectors, int(hits[0]), _search_rows(meta, splits), k)
-    return neighbour_table(meta, found, dist)
+    rows, index = _gallery(run, version, splits)
+    inside = np.flatnonzero(rows == hits[0])
+    k = min(k, len(rows) - len(inside))
+    if k <= 0:
+        return pd.DataFrame(columns=NEIGHBOUR_COLUMNS)
+    idx, dist = index.search(vectors[hits[:1]], k,
+                             exclude=np.array([inside[0] if len(inside) else -1]))
+    return neighbour_table(meta, rows[idx[0]], dist[0])
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _gallery(run: str, version: float, splits: tuple[str, ...]) -> tuple[np.ndarray, Any]:
+    """(rows of the search space, an exact FAISS index of their embeddings), built once per run and space."""
+    from skinsim.vector_index import VectorIndex
+
+    meta, vectors = _embeddings(run, version)
+    rows = _search_rows(meta, splits)
+    # the same exact search as skinsim.neighbours.nearest, without copying the gallery again for every click
+    return rows, VectorIndex(vectors[rows], "Flat", metric="l2")
 
 
 def neighbour_table(meta: pd.DataFrame, rows: np.ndarray, distances: np.ndarray) -> pd.DataFrame:
@@ -276,12 +296,36 @@ def map_table(run: Path) -> pd.DataFrame | None:
     return _map_table(str(run), stamp(run))
 
 
-@st.cache_data(show_spinner=False, max_entries=4)
+@st.cache_resource(show_spinner=False, max_entries=4)
 def _map_table(run: str, version: float) -> pd.DataFrame:
     meta, _ = _embeddings(run, version)
     coords = load_run(Path(run)).umap()[["image_id", "x", "y"]]
     table = meta.assign(row=np.arange(len(meta))).merge(coords, on="image_id", how="inner")
     return table.sort_values("row").reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class MapIndex:
+    """Lookups into a run's map table that stay fast at a million images: the table by embedding row, the row of
+    each image id, and each filter column's sorted values."""
+
+    by_row: pd.DataFrame
+    row_of: pd.Series
+    choices: dict[str, list[str]]
+
+
+def map_index(run: Path) -> MapIndex:
+    """The run's map lookups (built once per run, shared by every session)."""
+    return _map_index(str(run), stamp(run))
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _map_index(run: str, version: float) -> MapIndex:
+    table = _map_table(run, version)
+    choices = {c: sorted(table[c].astype(str).unique()) for c in ("dx", "localization", "sex")}
+    return MapIndex(by_row=table.set_index("row", drop=False),
+                    row_of=pd.Series(table["row"].to_numpy(), index=pd.Index(table["image_id"].astype(str))),
+                    choices=choices)
 
 
 def map_made(run: Path) -> str:
@@ -322,18 +366,51 @@ class MapFilter:
         return keep
 
 
-def map_figure(run: Path, colour_by: str, flt: MapFilter, splits: tuple[str, ...] = ("test",)) -> dict[str, Any]:
-    """The map's traces and layout as a plain dict (cached; the page only adds the highlight traces)."""
-    return _map_figure(str(run), stamp(run), colour_by, flt, tuple(splits))
+@dataclass(frozen=True)
+class MapChart:
+    """The map as drawn: its ECharts option, the embedding row of each point of its clickable series (in the order
+    of the series' data) and how many images are in view (the points are a sample of them when `sampled`)."""
+
+    spec: dict[str, Any]
+    rows: np.ndarray
+    in_view: int
+    sampled: bool
+
+
+def map_chart(run: Path, colour_by: str, flt: MapFilter, splits: tuple[str, ...] = ("test",),
+              region: Region | None = None) -> MapChart:
+    """The map of the images that pass `flt`, within `region` when given (cached; the page adds the marks)."""
+    return _map_chart(str(run), stamp(run), colour_by, flt, tuple(splits), region, map_view.max_points())
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _map_figure(run: str, version: float, colour_by: str, flt: MapFilter,
-                splits: tuple[str, ...]) -> dict[str, Any]:
+def _map_chart(run: str, version: float, colour_by: str, flt: MapFilter, splits: tuple[str, ...],
+               region: Region | None, cap: int) -> MapChart:
+    table = _coloured(run, version, colour_by, splits)
+    plan = map_view.plan(table[flt.mask(table)], colour_by, region, cap)
+    spec = figures.map_spec(plan, colour_by, labels=classes_all(table["dx"]))
+    return MapChart(spec=spec, rows=plan.points["row"].to_numpy(), in_view=plan.in_view, sampled=plan.sampled)
+
+
+def _coloured(run: str, version: float, colour_by: str, splits: tuple[str, ...]) -> pd.DataFrame:
     table = _map_table(run, version)
     if colour_by == "top1":
         table = table.assign(top1=_top1_outcome(run, version, splits)[table["row"].to_numpy()])
-    return figures.map_figure(table[flt.mask(table)], colour_by, labels=classes_all(table["dx"]))
+    return table
+
+
+def ids_in_areas(run: Path, flt: MapFilter, region: Region | None, areas: list[dict[str, Any]]) -> list[str]:
+    """The ids of every image in view (passing `flt`, within `region`) inside any of the drawn brush areas, whether
+    or not a sampled map draws it."""
+    table = map_table(run)
+    keep = flt.mask(table)
+    x, y = table["x"].to_numpy(), table["y"].to_numpy()
+    if region is not None:
+        keep &= region.contains(x, y)
+    inside = np.zeros(len(table), dtype=bool)
+    for area in areas:
+        inside |= map_view.in_area(x, y, area)
+    return table.loc[keep & inside, "image_id"].tolist()
 
 
 # ---------------------------------------------------------------- images

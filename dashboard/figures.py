@@ -1,4 +1,5 @@
-"""Plotly figures built from plain tables; no file access and no Streamlit here."""
+"""Charts built from plain tables: the embedding map as an ECharts option, the others as Plotly figures; no file
+access and no Streamlit here."""
 from __future__ import annotations
 
 from typing import Any
@@ -8,12 +9,17 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from dashboard.map_view import MapPlan
+
 DX_COLOURS = {"akiec": "#e6862e", "bcc": "#c23b5a", "bkl": "#8c6d46", "df": "#2f8f83", "mel": "#262626",
               "nv": "#5b8fd6", "vasc": "#9b4fc4"}
 PALETTE = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#ff9da6", "#9d755d", "#bab0ac",
            "#eeca3b", "#1f77b4", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#17becf", "#7f7f7f"]
 OUTCOME_COLOURS = {"right": "#54a24b", "wrong": "#e45756"}
-SPLIT_SYMBOLS = {"train": "circle", "val": "diamond", "test": "square"}
+SPLIT_SYMBOLS = {"train": "circle", "val": "diamond", "test": "rect"}  # ECharts symbol names
+MAP_GRID = {"left": 8, "right": 8, "top": 44, "bottom": 34}  # pixels; fixed so that points can be located
+FOCUS_COLOUR = "#ffd92f"
+DENSITY_OPACITY = (0.12, 0.22, 0.34, 0.5)
 COLOUR_FIELDS = {"diagnosis": "dx", "localization": "localization", "sex": "sex", "age band": "age_band",
                  "dx_type": "dx_type", "split": "split", "top-1 right/wrong": "top1"}
 MAP_HEIGHT = 640
@@ -49,94 +55,115 @@ def _ordered(values: pd.Series, column: str) -> list[str]:
     return sorted(present, key=lambda v: (v in ("unknown", "nan", "None"), v))
 
 
-def hover_text(table: pd.DataFrame) -> pd.Series:
-    """'id<br>dx · age · sex · localization' per row."""
-    age = table["age"].map(lambda a: "age ?" if pd.isna(a) else f"{int(a)} y")
-    return (table["image_id"].astype(str) + "<br>" + table["dx"].astype(str) + " · " + age + " · "
-            + table["sex"].astype(str) + " · " + table["localization"].astype(str))
+def _age_words(age: pd.Series) -> pd.Series:
+    return age.map(lambda a: "age ?" if pd.isna(a) else f"{int(a)} y")
 
 
-def map_figure(table: pd.DataFrame, colour_column: str, labels: list[str] | None = None) -> dict[str, Any]:
-    """The UMAP scatter as a figure dict: one WebGL trace per (colour value, split), `customdata` = embedding row."""
-    traces: list[dict[str, Any]] = []
-    colour_values = table[colour_column].astype(str)
-    groups = _ordered(colour_values, colour_column)
-    colours = colour_map(colour_column, groups, labels)
-    text = hover_text(table)
-    splits = [s for s in SPLIT_SYMBOLS if s in set(table["split"])]
-    sizes = colour_values.value_counts()
-    # the biggest groups are drawn first so that rare diagnoses are not buried under nevi; legendrank keeps
-    # the legend in the usual order
-    for group in sorted(groups, key=lambda g: -sizes.get(g, 0)):
-        in_group = (colour_values == group).to_numpy()
-        first = True
-        for split in splits:
-            rows = np.nonzero(in_group & (table["split"] == split).to_numpy())[0]
-            if len(rows) == 0:
-                continue
-            part = table.iloc[rows]
-            # float32 / int32 numpy arrays travel as compact base64 typed arrays rather than JSON numbers
-            traces.append({
-                "type": "scattergl", "mode": "markers", "name": group, "legendgroup": group, "showlegend": first,
-                "legendrank": 1000 + groups.index(group),
-                "x": part["x"].to_numpy(np.float32), "y": part["y"].to_numpy(np.float32),
-                "customdata": part["row"].to_numpy(np.int32), "text": text.iloc[rows].tolist(),
-                "hovertemplate": "%{text}<extra>" + split + "</extra>",
-                "marker": {"color": colours[group], "symbol": SPLIT_SYMBOLS[split], "size": 5, "opacity": 0.75},
-            })
-            first = False
-    # grey legend entries that explain the marker shapes
-    for split in splits:
-        traces.append({"type": "scattergl", "mode": "markers", "x": [None], "y": [None], "name": f"{split} split",
-                       "legendgroup": "splits", "legendrank": 2000 + len(traces),
-                       "marker": {"color": "#888888", "symbol": SPLIT_SYMBOLS[split], "size": 8},
-                       "hoverinfo": "skip"})
-    layout = {
-        "height": MAP_HEIGHT, "margin": {"l": 10, "r": 10, "t": 10, "b": 10},
-        "xaxis": {"showticklabels": False, "title": {"text": "UMAP 1"}, "zeroline": False},
-        "yaxis": {"showticklabels": False, "title": {"text": "UMAP 2"}, "zeroline": False},
-        # above the plot rather than beside it, so the points get the chart's full width
-        "legend": {"title": {"text": colour_column}, "itemsizing": "constant", "orientation": "h", "y": 1.0,
-                   "yanchor": "bottom", "x": 0},
-        # a click must select (Streamlit reports clicks as selections); zoom stays the default drag
-        "hovermode": "closest", "clickmode": "event+select", "dragmode": "zoom",
+def map_spec(plan: MapPlan, colour_column: str, labels: list[str] | None = None) -> dict[str, Any]:
+    """The embedding map as an ECharts option: one clickable scatter series of `plan.points` (its dataset rows in
+    the plan's order), coloured and shaped by two visual maps, over grey density cells when the plan is a sample."""
+    pts = plan.points
+    groups = pts[colour_column].astype(str)
+    order = _ordered(groups, colour_column)
+    colours = colour_map(colour_column, order, labels)
+    splits = [s for s in SPLIT_SYMBOLS if s in set(pts["split"])]
+    # a dataframe source travels to the browser as Arrow, far smaller and faster than inline values
+    source = pd.DataFrame({"x": pts["x"].to_numpy(np.float32), "y": pts["y"].to_numpy(np.float32),
+                           "group": groups.to_numpy(), "split": pts["split"].astype(str).to_numpy(),
+                           "image_id": pts["image_id"].astype(str).to_numpy(), "dx": pts["dx"].astype(str).to_numpy(),
+                           "age": _age_words(pts["age"]).to_numpy(), "sex": pts["sex"].astype(str).to_numpy(),
+                           "localization": pts["localization"].astype(str).to_numpy()})
+    series: list[dict[str, Any]] = [{
+        "type": "scatter", "name": "images", "datasetIndex": 0, "symbolSize": 5, "z": 2,
+        "encode": {"x": "x", "y": "y", "tooltip": ["image_id"]}, "itemStyle": {"opacity": 0.8},
+        "selectedMode": "single", "progressive": 0,  # drawn in one frame, not in slices of 400
+        "select": {"itemStyle": {"borderColor": "#111111", "borderWidth": 2, "opacity": 1}},
+        "emphasis": {"scale": 1.8},
+    }]
+    if plan.density is not None:
+        series += density_series(plan.density)
+    frame = plan.frame
+    return {
+        "dataset": [{"source": source}], "series": series, "animation": False,
+        "grid": dict(MAP_GRID),
+        "xAxis": {"type": "value", "min": frame.x0, "max": frame.x1, "show": False},
+        "yAxis": {"type": "value", "min": frame.y0, "max": frame.y1, "show": False},
+        "visualMap": [
+            # shape first: a later visual map that sets colour wins over the default colour of an earlier one
+            {"type": "piecewise", "seriesIndex": 0, "dimension": 3, "categories": splits, "orient": "horizontal",
+             "bottom": 4, "right": 10, "itemGap": 8, "inRange": {"symbol": [SPLIT_SYMBOLS[s] for s in splits]},
+             "textStyle": {"fontSize": 11}},
+            {"type": "piecewise", "seriesIndex": 0, "dimension": 2, "categories": order, "orient": "horizontal",
+             "top": 6, "left": 4, "itemGap": 8, "inRange": {"color": [colours[g] for g in order]},
+             "textStyle": {"fontSize": 11}},
+        ],
+        "tooltip": {"trigger": "item", "formatter": "{@image_id}<br>{@dx} · {@age} · {@sex} · {@localization}"
+                                                     "<br>{@split} split"},
+        "brush": {"toolbox": ["rect", "polygon", "clear"], "xAxisIndex": 0, "yAxisIndex": 0, "seriesIndex": [0]},
+        "toolbox": {"right": 10, "top": 4, "itemSize": 16, "itemGap": 10, "feature": {"brush": {
+            "type": ["rect", "polygon", "clear"],
+            "title": {"rect": "Box select", "polygon": "Lasso select", "clear": "Clear the box or lasso"}}}},
+        "dataZoom": [{"type": "inside", "xAxisIndex": 0, "filterMode": "none"},
+                     {"type": "inside", "yAxisIndex": 0, "filterMode": "none"}],
     }
-    return {"data": traces, "layout": layout}
 
 
-def highlight_layout(table: pd.DataFrame, focus_row: int | None, neighbour_rows: list[int]) -> dict[str, Any]:
-    """Layout shapes and annotations marking the chosen image (labelled arrow) and its neighbours (numbered rings).
-
-    Marks live in the layout rather than in extra traces so that the trace list, and with it the legend and the
-    `curve_number` of every point, is the same with or without a selection.
-    """
-    shapes: list[dict[str, Any]] = []
-    annotations: list[dict[str, Any]] = []
-    by_row = table.set_index("row")
-    for rank, row in enumerate(neighbour_rows, start=1):
-        if row not in by_row.index:
+def density_series(cells: pd.DataFrame, levels: int = len(DENSITY_OPACITY)) -> list[dict[str, Any]]:
+    """Grey squares, one per occupied cell, darker where more images fall (one series per darkness level, since a
+    large series draws all its items in one style); silent, so clicks reach the points above them."""
+    if cells.empty:
+        return []
+    rank = np.log1p(cells["count"].to_numpy())
+    edges = np.quantile(rank, np.linspace(0, 1, levels + 1)[1:-1])
+    level = np.searchsorted(edges, rank, side="right")
+    out = []
+    for i in range(levels):
+        part = cells[level == i]
+        if part.empty:
             continue
-        x, y = float(by_row.at[row, "x"]), float(by_row.at[row, "y"])
-        shapes.append({"type": "circle", "xref": "x", "yref": "y", "xsizemode": "pixel", "ysizemode": "pixel",
-                       "xanchor": x, "yanchor": y, "x0": -7, "x1": 7, "y0": -7, "y1": 7,
-                       "line": {"color": "#111111", "width": 2}})
-        annotations.append({"x": x, "y": y, "text": str(rank), "showarrow": False, "yshift": 13,
-                            "font": {"size": 11, "color": "#111111"}})
-    if focus_row is not None and focus_row in by_row.index:
-        x, y = float(by_row.at[focus_row, "x"]), float(by_row.at[focus_row, "y"])
-        shapes.append({"type": "circle", "xref": "x", "yref": "y", "xsizemode": "pixel", "ysizemode": "pixel",
-                       "xanchor": x, "yanchor": y, "x0": -9, "x1": 9, "y0": -9, "y1": 9,
-                       "fillcolor": "rgba(255, 217, 47, 0.6)", "line": {"color": "#111111", "width": 2.5}})
-        annotations.append({"x": x, "y": y, "text": "<b>selected</b>", "showarrow": True, "arrowhead": 2,
-                            "ax": 40, "ay": -40, "bgcolor": "#ffd92f", "bordercolor": "#111111",
-                            "font": {"size": 12, "color": "#111111"}})
-    return {"shapes": shapes, "annotations": annotations}
+        out.append({"type": "scatter", "name": f"density {i + 1}", "large": True, "silent": True, "z": 1,
+                    "symbol": "rect", "symbolSize": 6, "itemStyle": {"color": "#6f6f6f", "opacity": DENSITY_OPACITY[i]},
+                    "data": np.round(part[["x", "y"]].to_numpy(np.float64), 5).tolist()})
+    return out
 
 
-def assemble(base: dict[str, Any], marks: dict[str, Any]) -> go.Figure:
-    """A Figure from a cached figure dict plus highlight marks, without re-validating thousands of points."""
-    # validation of a 10k-point dict costs ~0.2 s per rerun; the dict was built by this module, so skip it
-    return go.Figure({"data": base["data"], "layout": {**base["layout"], **marks}}, _validate=False)
+def highlight_series(table: pd.DataFrame, focus_row: int | None, neighbour_rows: list[int]) -> list[dict[str, Any]]:
+    """Two silent series marking the chosen image (yellow, labelled) and its neighbours (numbered rings).
+
+    `table` is indexed by embedding row; marks are drawn whether or not a sampled map shows those points.
+    """
+    rings = [[float(table.at[r, "x"]), float(table.at[r, "y"]), rank]
+             for rank, r in enumerate(neighbour_rows, start=1) if r in table.index]
+    out: list[dict[str, Any]] = [{
+        "type": "scatter", "name": "neighbours", "silent": True, "z": 10, "data": rings, "symbolSize": 14,
+        "itemStyle": {"color": "rgba(0,0,0,0)", "borderColor": "#111111", "borderWidth": 2, "opacity": 1},
+        "label": {"show": True, "formatter": "{@[2]}", "position": "top", "distance": 2, "fontSize": 11,
+                  "color": "#111111"}}]
+    if focus_row is not None and focus_row in table.index:
+        out.append({
+            "type": "scatter", "name": "selected", "silent": True, "z": 11, "symbolSize": 18,
+            "data": [[float(table.at[focus_row, "x"]), float(table.at[focus_row, "y"])]],
+            "itemStyle": {"color": FOCUS_COLOUR, "borderColor": "#111111", "borderWidth": 2.5, "opacity": 1},
+            "label": {"show": True, "formatter": "selected", "position": "top", "distance": 8, "fontWeight": "bold",
+                      "color": "#111111", "backgroundColor": FOCUS_COLOUR, "borderColor": "#111111", "borderWidth": 1,
+                      "padding": [2, 4]}})
+    return out
+
+
+def with_marks(spec: dict[str, Any], marks: list[dict[str, Any]]) -> dict[str, Any]:
+    """The map option with highlight series appended (the cached option itself is left as it was)."""
+    return {**spec, "series": list(spec["series"]) + marks}
+
+
+def point_pixels(spec: dict[str, Any], x: np.ndarray, y: np.ndarray, width: float, height: float) -> np.ndarray:
+    """(n, 2) pixel positions, within a chart of `width` x `height` pixels, of map coordinates under `spec`'s
+    fixed axes and grid (the benchmark and browser tests click points through this)."""
+    grid, xa, ya = spec["grid"], spec["xAxis"], spec["yAxis"]
+    inner_w = width - grid["left"] - grid["right"]
+    inner_h = height - grid["top"] - grid["bottom"]
+    px = grid["left"] + (np.asarray(x, float) - xa["min"]) / (xa["max"] - xa["min"]) * inner_w
+    py = grid["top"] + (ya["max"] - np.asarray(y, float)) / (ya["max"] - ya["min"]) * inner_h
+    return np.column_stack([px, py])
 
 
 def accuracy_bars(per_class: dict[str, pd.DataFrame], metric: str, label: str,

@@ -33,41 +33,44 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 TARGET_MAP_S = 3.0
 TARGET_CLICK_S = 0.5
 
-# Every map point as [embedding row, page x, page y], read from Plotly's own axis transforms.
-POINTS_JS = """() => {
-  const gd = document.querySelector('.js-plotly-plot');
-  const fl = gd._fullLayout, box = gd.getBoundingClientRect(), out = [];
-  gd._fullData.forEach(t => {
-    if (t.type !== 'scattergl' || !t.customdata || !t.visible) return;
-    for (let i = 0; i < t.x.length; i++)
-      out.push([t.customdata[i], box.left + fl._size.l + fl.xaxis.l2p(t.x[i]),
-                box.top + fl._size.t + fl.yaxis.l2p(t.y[i])]);
-  });
-  return out;
-}"""
-# Records, on every page, when the map first has drawn its WebGL points (ms since navigation start).
+MAP_CANVAS = '[class*="st-key-umap_"] canvas'  # the chart's key is umap_<n>, n counting zooms
+# Records, on every page, when the map first has drawn its points (ms since navigation start): the chart's canvas
+# holds coloured pixels below its legends. The map is drawn in one frame (no progressive slices), so the first
+# such frame has every point.
 MAP_READY_INIT = """(() => {
   window.__mapReady = null;
   const poll = () => {
-    const gd = document.querySelector('.js-plotly-plot');
-    if (gd && gd._fullData && gd._fullData.some(t => t.type === 'scattergl' && t.x && t.x.length > 1)
-        && gd.querySelector('.gl-canvas-context')) {
-      // one more frame so the points are painted, not just laid out
-      requestAnimationFrame(() => { window.__mapReady = performance.now(); });
-      return;
+    // ECharts draws on several stacked canvases (layers); the points may be on any of them
+    for (const c of document.querySelectorAll('%s')) {
+      if (c.width < 100 || c.height < 100) continue;
+      const top = Math.round(60 * c.height / c.clientHeight);
+      const d = c.getContext('2d').getImageData(0, top, c.width, c.height - top).data;
+      let n = 0;
+      for (let i = 0; i < d.length; i += 16) if (d[i + 3] > 0 && (d[i] < 235 || d[i + 1] < 235 || d[i + 2] < 235)) n++;
+      if (n > 50) { window.__mapReady = performance.now(); return; }
     }
     requestAnimationFrame(poll);
   };
   requestAnimationFrame(poll);
-})()"""
+})()""" % MAP_CANVAS
 # Armed before a click: times (from mousedown) when the panel shows the clicked id, when its images have loaded,
-# and when the map carries the 'selected' mark at the clicked point.
-CLICK_WATCH_JS = """([id, x]) => {
+# and when the map carries the yellow 'selected' mark at the clicked point (canvas pixel x, y).
+CLICK_WATCH_JS = """([id, x, y]) => {
   if (window.__watch) window.__watch.disconnect();
-  const w = {id, x, down: null, panel: null, images: null, marks: null};
+  const w = {id, down: null, panel: null, images: null, marks: null};
   window.__click = w;
   document.addEventListener('mousedown', () => { if (w.down === null) w.down = performance.now(); },
                             {capture: true, once: true});
+  const yellow = () => {
+    // on the yellow disc around the point (its centre shows the clicked point itself), on any layer
+    return [...document.querySelectorAll('%s')].some(c => {
+      const s = c.width / c.clientWidth, ctx = c.getContext('2d');
+      return [[6, 0], [-6, 0], [0, 6], [0, -6]].some(([dx, dy]) => {
+        const p = ctx.getImageData(Math.round((x + dx) * s), Math.round((y + dy) * s), 1, 1).data;
+        return p[3] > 200 && Math.abs(p[0] - 255) < 12 && Math.abs(p[1] - 217) < 12 && Math.abs(p[2] - 47) < 20;
+      });
+    });
+  };
   const check = () => {
     if (w.down === null) { requestAnimationFrame(check); return; }
     const card = document.querySelector('.st-key-map_focus_card');
@@ -78,15 +81,13 @@ CLICK_WATCH_JS = """([id, x]) => {
       const imgs = [...document.querySelectorAll('.st-key-neighbours img, .st-key-map_focus_card img')];
       if (imgs.length && imgs.every(i => i.complete && i.naturalWidth > 0)) w.images = performance.now() - w.down;
     }
-    const gd = document.querySelector('.js-plotly-plot');
-    if (w.marks === null && gd && gd.layout && (gd.layout.annotations || []).some(
-        a => a.text === '<b>selected</b>' && Math.abs(a.x - w.x) < 1e-6)) w.marks = performance.now() - w.down;
+    if (w.marks === null && yellow()) w.marks = performance.now() - w.down;
     if (w.images === null || w.marks === null) requestAnimationFrame(check);
   };
   window.__watch = new MutationObserver(check);
   window.__watch.observe(document.body, {subtree: true, childList: true, characterData: true});
   requestAnimationFrame(check);
-}"""
+}""" % MAP_CANVAS
 
 
 def free_port() -> int:
@@ -170,9 +171,35 @@ def open_map(page: Any, url: str, timeout_ms: int = 60_000) -> float:
     return page.evaluate("() => window.__mapReady") / 1000
 
 
-def map_points(page: Any) -> np.ndarray:
-    """(n, 3) array of [embedding row, page x, page y] for every point on the map."""
-    return np.asarray(page.evaluate(POINTS_JS), dtype=float)
+def map_points(page: Any, run: Path, region: Any = None) -> np.ndarray:
+    """(n, 3) array of [embedding row, page x, page y] for every point the map draws (default colouring, no
+    filter, test search space, whole map or a `dashboard.map_view.Region`), from the same plan the dashboard draws
+    and its fixed axes."""
+    from dashboard import data, figures
+
+    chart = data.map_chart(run, "dx", data.MapFilter(), ("test",), region)
+    source = chart.spec["dataset"][0]["source"]
+    box = page.locator(MAP_CANVAS).first.bounding_box()
+    xy = figures.point_pixels(chart.spec, source["x"].to_numpy(), source["y"].to_numpy(), box["width"],
+                              box["height"])
+    return np.column_stack([chart.rows, xy[:, 0] + box["x"], xy[:, 1] + box["y"]])
+
+
+# ECharts draws its brush buttons on the canvas; where they land under Streamlit's theme (measured on a screenshot):
+# pixels left of the chart's right edge, and down from its top
+BRUSH_BUTTONS = {"rect": 98, "polygon": 67, "clear": 36}
+BRUSH_BUTTON_TOP = 30
+
+
+def draw_box(page: Any, x0: float, y0: float, x1: float, y1: float) -> None:
+    """Pick the map's box tool and drag a box between two page points."""
+    box = page.locator(MAP_CANVAS).first.bounding_box()
+    page.mouse.click(box["x"] + box["width"] - BRUSH_BUTTONS["rect"], box["y"] + BRUSH_BUTTON_TOP)
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    page.mouse.move((x0 + x1) / 2, (y0 + y1) / 2, steps=5)
+    page.mouse.move(x1, y1, steps=5)
+    page.mouse.up()
 
 
 def isolated_points(points: np.ndarray, count: int, min_gap_px: float = 3.0) -> list[int]:
@@ -188,12 +215,14 @@ def isolated_points(points: np.ndarray, count: int, min_gap_px: float = 3.0) -> 
     return order[:count]
 
 
-def click_point(page: Any, image_id: str, umap_x: float, px: float, py: float,
-                timeout_ms: int = 30_000) -> dict[str, float]:
-    """Hover then click a map point; ms from mousedown to panel shown, its images loaded, and map marked."""
+def click_point(page: Any, image_id: str, px: float, py: float, timeout_ms: int = 30_000) -> dict[str, float]:
+    """Hover then click a map point at page pixel (px, py); ms from mousedown to panel shown, its images loaded,
+    and the point marked on the map."""
+    px, py = float(px), float(py)
+    box = page.locator(MAP_CANVAS).first.bounding_box()
     page.mouse.move(px, py)
     page.wait_for_timeout(300)  # let the hover label settle, as it would under a person's pointer
-    page.evaluate(CLICK_WATCH_JS, [image_id, umap_x])
+    page.evaluate(CLICK_WATCH_JS, [image_id, px - box["x"], py - box["y"]])
     page.mouse.click(px, py)
     page.wait_for_function("() => window.__click.images !== null && window.__click.marks !== null",
                            timeout=timeout_ms, polling=50)
@@ -231,9 +260,6 @@ def bench_run(run: Path, loads: int, clicks: int) -> list[str]:
     """Measure one run in the browser; the result table as lines."""
     meta, _ = read_vectors(run / "embeddings.parquet")
     ids = meta["image_id"].to_numpy()
-    import pandas as pd
-
-    umap_x = pd.read_parquet(run / "umap.parquet", columns=["image_id", "x"]).set_index("image_id")["x"]
     with tempfile.TemporaryDirectory() as tmp:
         # a runs folder holding only this run makes it the dashboard's default
         root = Path(tmp)
@@ -257,14 +283,14 @@ def bench_run(run: Path, loads: int, clicks: int) -> list[str]:
             panel, images, marks, wrong, clicked = [], [], [], 0, set()
             # one unmeasured click warms the server's neighbour and image caches for this page
             for i in range(clicks + 1):
-                points = map_points(page)
+                points = map_points(page, run)
                 # a point not clicked before: clicking the selected one again would change nothing to time
                 target = next(t for t in isolated_points(points, 4 * (clicks + 1))
                               if str(ids[int(points[t][0])]) not in clicked)
                 row, px, py = points[target]
                 image_id = str(ids[int(row)])
                 clicked.add(image_id)
-                times = click_point(page, image_id, float(umap_x[image_id]), px, py)
+                times = click_point(page, image_id, px, py)
                 shown, neighbours = panel_ids(page)
                 if shown != image_id or neighbours != expected_neighbours(run, image_id):
                     wrong += 1

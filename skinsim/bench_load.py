@@ -40,23 +40,20 @@ def server_rss_mib(url: str) -> float:
 
 def one_user(url: str, run: str, user: int, users: int, clicks: int, ready: Any, out: Any) -> None:
     """A user's session: open the map, wait for every other user, click `clicks` points; put the panel times."""
-    import pandas as pd
-
     meta, _ = read_vectors(Path(run) / "embeddings.parquet")
     ids = meta["image_id"].to_numpy()
-    umap_x = pd.read_parquet(Path(run) / "umap.parquet", columns=["image_id", "x"]).set_index("image_id")["x"]
     times: list[float] = []
     with bd.browser() as b:
         page = bd.new_page(b)
         bd.open_map(page, url, timeout_ms=300_000)
         ready.wait()  # the clicks of all users overlap
-        points = bd.map_points(page)
+        points = bd.map_points(page, Path(run))
         # every user its own points, so no two users click the same image
         mine = bd.isolated_points(points, users * (clicks + 1))[user::users]
         for target in mine[:clicks]:
             row, px, py = points[target]
             image_id = str(ids[int(row)])
-            times.append(bd.click_point(page, image_id, float(umap_x[image_id]), px, py, 120_000)["panel"] / 1000)
+            times.append(bd.click_point(page, image_id, px, py, 120_000)["panel"] / 1000)
     out.put(times)
 
 

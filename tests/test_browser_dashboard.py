@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 pytest.importorskip("playwright.sync_api", reason="the playwright python package is not installed")
@@ -81,14 +82,13 @@ def test_clicking_a_point_shows_its_neighbours(site: tuple[str, Path], chromium:
     import pandas as pd
 
     ids = pd.read_parquet(run / "embeddings.parquet", columns=["image_id"])["image_id"].to_numpy()
-    umap_x = pd.read_parquet(run / "umap.parquet", columns=["image_id", "x"]).set_index("image_id")["x"]
     page = bd.new_page(chromium, height=SHOT_HEIGHT)
     bd.open_map(page, url)
     for attempt in range(2):  # two different points: the panel must follow the click
-        points = bd.map_points(page)
+        points = bd.map_points(page, run)
         row, px, py = points[bd.isolated_points(points, 2)[attempt]]
         image_id = str(ids[int(row)])
-        bd.click_point(page, image_id, float(umap_x[image_id]), px, py)
+        bd.click_point(page, image_id, px, py)
         shown, neighbours = bd.panel_ids(page)
         assert shown == image_id
         assert neighbours == bd.expected_neighbours(run, image_id, 10)
@@ -101,18 +101,13 @@ def test_box_selection_shows_a_grid(site: tuple[str, Path], chromium: Any) -> No
     url, run = site
     page = bd.new_page(chromium, height=SHOT_HEIGHT)
     bd.open_map(page, url)
-    points = bd.map_points(page)
-    # a box around the middle third of the points, drawn with Plotly's box-select tool
+    points = bd.map_points(page, run)
+    # a box around the middle third of the points, drawn with the map's box tool
     xs, ys = points[:, 1], points[:, 2]
     x0, x1 = sorted(xs)[len(xs) // 3], sorted(xs)[2 * len(xs) // 3]
     y0, y1 = ys.min() - 5, ys.max() + 5
     inside = int(((xs >= x0) & (xs <= x1)).sum())
-    page.locator(".modebar-btn[data-val='select']").first.click()
-    page.mouse.move(x0, y0)
-    page.mouse.down()
-    page.mouse.move((x0 + x1) / 2, (y0 + y1) / 2, steps=5)
-    page.mouse.move(x1, y1, steps=5)
-    page.mouse.up()
+    bd.draw_box(page, x0, y0, x1, y1)
     heading = page.get_by_text(re.compile(r"Selection: [\d,]+ images"))
     heading.wait_for(timeout=30_000)
     selected = int(re.search(r"Selection: ([\d,]+)", heading.inner_text()).group(1).replace(",", ""))
@@ -121,6 +116,68 @@ def test_box_selection_shows_a_grid(site: tuple[str, Path], chromium: Any) -> No
     assert_no_exception(page)
     shot(page, "map_box_selection")
     page.context.close()
+
+
+def test_a_sampled_map_zooms_into_a_box_and_still_gives_neighbours(tmp_path: Path, chromium: Any,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # a run of about 600 images drawn as if it were a million: at most 150 points over density cells
+    monkeypatch.setenv("SKINSIM_MAP_POINTS", "150")  # for this process's map_points too
+    run = helpers.make_sample_run(tmp_path)
+    from dashboard import data, figures
+    from dashboard.map_view import area_region
+
+    table = data.map_table(run)
+    n = f"{len(table):,}"
+    with bd.streamlit_server(tmp_path, env={"SKINSIM_MAP_POINTS": "150"}) as url:
+        page = bd.new_page(chromium, height=SHOT_HEIGHT)
+        bd.open_map(page, url)
+        page.get_by_text(re.compile(rf"of the {n} images that pass the filters are drawn")).wait_for(timeout=30_000)
+        points = bd.map_points(page, run)
+        assert len(points) <= 150 + 7
+        # a box around the leftmost 100 images: it selects every image there, drawn or not, and holds few enough
+        # to be drawn whole once zoomed into
+        box = page.locator(bd.MAP_CANVAS).first.bounding_box()
+        chart = data.map_chart(run, "dx", data.MapFilter())
+        every = figures.point_pixels(chart.spec, table["x"], table["y"], box["width"], box["height"])
+        xs, ys = points[:, 1], points[:, 2]
+        x0, y0, y1 = xs.min() - 4, ys.min() - 4, ys.max() + 4
+        x1 = box["x"] + float(np.sort(every[:, 0])[100])
+        bd.draw_box(page, x0, y0, x1, y1)
+        heading = page.get_by_text(re.compile(r"Selection: [\d,]+ images"))
+        heading.wait_for(timeout=30_000)
+        selected = int(re.search(r"Selection: ([\d,]+)", heading.inner_text()).group(1).replace(",", ""))
+        drawn_inside = int(((xs >= x0) & (xs <= x1)).sum())
+        assert selected > 2 * drawn_inside
+        corners = invert(chart.spec, [x0 - box["x"], x1 - box["x"]], [y1 - box["y"], y0 - box["y"]], box)
+        region = area_region({"brush_type": "rect", "coord_range": corners})
+        in_box = int(region.contains(table["x"].to_numpy(), table["y"].to_numpy()).sum())
+        assert abs(selected - in_box) <= max(2, in_box // 50)
+        page.get_by_role("button", name=re.compile("Zoom into the box")).click()
+        page.get_by_text(re.compile(rf"[\d,]+ of {n} images shown \(in the zoomed region\)")).wait_for(timeout=30_000)
+        page.get_by_role("button", name=re.compile("Back to the whole map")).wait_for(timeout=30_000)
+        page.wait_for_timeout(1000)  # the zoomed map replaces the whole one
+        caption = page.get_by_text(re.compile(rf"of {n} images shown \(in the zoomed region\)")).inner_text()
+        shown = int(caption.split(" of ")[0].replace(",", ""))
+        assert abs(shown - in_box) <= max(2, in_box // 50)  # all of the box's images, not a sample
+        # points located through the box as read back from pixels (within a pixel of the one the dashboard keeps)
+        zoomed = bd.map_points(page, run, region)
+        row, px, py = zoomed[bd.isolated_points(zoomed, 1)[0]]
+        image_id = str(table.set_index("row").at[int(row), "image_id"])
+        bd.click_point(page, image_id, px, py)
+        shown_id, neighbours = bd.panel_ids(page)
+        assert shown_id == image_id and neighbours == bd.expected_neighbours(run, image_id, 10)
+        assert_no_exception(page)
+        shot(page, "map_sampled_zoomed")
+        page.context.close()
+
+
+def invert(spec: dict, px: list[float], py: list[float], box: dict) -> list[list[float]]:
+    """Map coordinates [[x0, x1], [y0, y1]] of chart pixels, under the spec's fixed axes and grid."""
+    grid, xa, ya = spec["grid"], spec["xAxis"], spec["yAxis"]
+    w, h = box["width"] - grid["left"] - grid["right"], box["height"] - grid["top"] - grid["bottom"]
+    xs = [xa["min"] + (p - grid["left"]) / w * (xa["max"] - xa["min"]) for p in px]
+    ys = [ya["max"] - (p - grid["top"]) / h * (ya["max"] - ya["min"]) for p in py]
+    return [xs, ys]
 
 
 def upload(page: Any, name: str, content: bytes, mime: str = "image/jpeg") -> None:
@@ -195,7 +252,7 @@ def test_data_quality_on_the_demo_run_leads_to_the_map(chromium: Any) -> None:
         page.wait_for_url(re.compile(r"/map$"), timeout=60_000)
         page.locator(".st-key-map_focus_card").get_by_text("ISIC_0029861").first.wait_for(timeout=60_000)
         page.locator(".st-key-neighbours img").first.wait_for(timeout=60_000)
-        page.locator(".js-plotly-plot .scatterlayer, .js-plotly-plot canvas").first.wait_for(timeout=60_000)
+        page.wait_for_function("() => window.__mapReady !== null", timeout=60_000)
         assert_no_exception(page)
         shot(page, "data_quality_to_map")
         page.context.close()

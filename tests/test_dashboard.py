@@ -219,20 +219,20 @@ def test_a_rewritten_run_is_read_again(tmp_path: Path) -> None:
     assert len(data.map_table(run)) == 150
 
 
-def test_map_figure_sends_points_compactly(runs_root: Path) -> None:
-    import plotly.io as pio
-
-    from dashboard import data, figures
+def test_map_chart_sends_every_point_once_as_a_table(runs_root: Path) -> None:
+    from dashboard import data
 
     run = runs_root / "synthetic"
     table = data.map_table(run)
-    base = data.map_figure(run, "dx", data.MapFilter())
-    rows = sorted(int(r) for t in base["data"] if t.get("legendgroup") != "splits" for r in t["customdata"])
-    assert rows == sorted(table["row"].tolist())  # every image once, found again through customdata
-    assert all(t["type"] == "scattergl" for t in base["data"])
-    spec = pio.to_json(figures.assemble(base, figures.highlight_layout(table, 0, [1, 2, 3])), validate=False)
-    assert '"bdata"' in spec  # coordinates travel as base64 typed arrays, not JSON number lists
-    assert len(spec) < 200 * len(table)
+    chart = data.map_chart(run, "dx", data.MapFilter())
+    assert sorted(chart.rows.tolist()) == sorted(table["row"].tolist()) and not chart.sampled
+    source = chart.spec["dataset"][0]["source"]
+    # a dataframe: Streamlit sends it to the browser as Arrow, not as JSON number lists
+    assert isinstance(source, pd.DataFrame) and len(source) == len(table)
+    by_row = table.set_index("row")
+    assert source["image_id"].tolist() == by_row.loc[chart.rows, "image_id"].tolist()  # rows follow the series
+    only_mel = data.map_chart(run, "dx", data.MapFilter(dx=("mel",)))
+    assert set(by_row.loc[only_mel.rows, "dx"]) == {"mel"} and only_mel.in_view == (table["dx"] == "mel").sum()
 
 
 def test_missing_images_get_placeholders_and_one_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

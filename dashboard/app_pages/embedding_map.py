@@ -7,11 +7,16 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from dashboard import components, data, figures
+from dashboard import components, data, figures, map_view
+from dashboard.map_view import Region
 
 MAP_KEY = "umap"
 FOCUS_KEY = components.FOCUS_KEY
 SELECTED_KEY = "map_selected"  # (run name, [image_id, ...]) from the last box or lasso
+BOX_KEY = "map_box"  # (run name, Region) of the last box drawn, which the map can zoom into
+REGION_KEY = "map_region"  # (run name, Region) the map is zoomed into
+RESETS_KEY = "map_resets"  # counts zooms and cleared selections: each gives the chart a new key, which drops its
+# brush (a brush drawn before a zoom would otherwise be drawn again over the zoomed map and catch every click)
 PAGE_SIZE = 30
 PANEL_TILE_WIDTH = 112  # three tiles to a row in the panel beside the map
 DEFAULT_COLOUR, DEFAULT_SPACE, DEFAULT_K = "diagnosis", "test", 10
@@ -19,33 +24,61 @@ NO_SELECTION = "none"
 
 
 def _on_select() -> None:
-    # The chart is a new widget whenever its figure changes (the highlight does), which empties its own
-    # selection state; keeping the choice in session state is what makes a click stick.
-    event = st.session_state.get(MAP_KEY)
-    run = st.session_state.get(components.RUN_KEY)
-    if not event or run is None:
+    # The chart's own selection is kept in session state under FOCUS_KEY / SELECTED_KEY so that a choice outlives
+    # the chart (another page, a new colouring) and so that a brush selects every image inside it, drawn or not.
+    event = st.session_state.get(_chart_key())
+    run = components.current_run()
+    if not event or run is None or data.map_table(run) is None:
         return
     selection = event.get("selection") or {}
-    rows = []
-    for point in selection.get("points") or []:
-        custom = point.get("customdata")
-        if isinstance(custom, list):
-            custom = custom[0] if custom else None
-        if custom is not None:
-            rows.append(int(custom))
-    path = components.current_run()
-    table = data.map_table(path) if path is not None else None
-    if table is None:
-        return
-    id_of = dict(zip(table["row"], table["image_id"]))
-    ids = [id_of[r] for r in rows if r in id_of]
-    if selection.get("box") or selection.get("lasso"):
-        st.session_state[SELECTED_KEY] = (run, ids)
+    areas = [a for a in selection.get("areas") or [] if a.get("coord_range")]
+    _, splits, _, flt = _settings(data.map_table(run))
+    region = _region(run.name)
+    if areas:
+        st.session_state[SELECTED_KEY] = (run.name, data.ids_in_areas(run, flt, region, areas))
+        st.session_state[BOX_KEY] = (run.name, map_view.area_region(areas[-1]))
         st.session_state["map_grid_page"] = 1
-    elif len(ids) == 1:
-        st.session_state[FOCUS_KEY] = (run, ids[0])
-    elif not rows:
-        st.session_state.pop(SELECTED_KEY, None)  # a double-click on the map clears the box or lasso
+        return
+    picked = [i for group in selection.get("selected") or [] if group.get("series_index") == 0
+              for i in group.get("data_indices") or []]
+    if len(picked) == 1:
+        colour, _, _, _ = _settings(data.map_table(run))
+        chart = data.map_chart(run, colour, flt, splits, region)
+        if 0 <= picked[0] < len(chart.rows):
+            meta, _ = data.embeddings(run)
+            st.session_state[FOCUS_KEY] = (run.name, str(meta["image_id"].iat[int(chart.rows[picked[0]])]))
+    elif not picked:
+        # a double-click on the map clears the box or lasso
+        st.session_state.pop(SELECTED_KEY, None)
+        st.session_state.pop(BOX_KEY, None)
+
+
+def _chart_key() -> str:
+    return f"{MAP_KEY}_{st.session_state.get(RESETS_KEY, 0)}"
+
+
+def _reset_chart() -> None:
+    st.session_state[RESETS_KEY] = st.session_state.get(RESETS_KEY, 0) + 1
+
+
+def _region(run_name: str) -> Region | None:
+    """The region the map is zoomed into, None for the whole map."""
+    zoom = st.session_state.get(REGION_KEY)
+    return zoom[1] if zoom and zoom[0] == run_name else None
+
+
+def _zoom_to_box() -> None:
+    box = st.session_state.get(BOX_KEY)
+    if box and box[1] is not None:
+        st.session_state[REGION_KEY] = box
+        st.session_state.pop(SELECTED_KEY, None)
+        st.session_state.pop(BOX_KEY, None)
+        _reset_chart()
+
+
+def _whole_map() -> None:
+    st.session_state.pop(REGION_KEY, None)
+    _reset_chart()
 
 
 def _age_bounds(table: pd.DataFrame) -> tuple[int, int]:
@@ -95,10 +128,10 @@ def _controls(table: pd.DataFrame) -> None:
     top[2].slider("Neighbours (k)", 1, 30, DEFAULT_K, key="map_k")
     with top[3].expander("Filters", icon=":material/filter_alt:"):
         cols = st.columns(4)
-        cols[0].multiselect("Diagnosis", sorted(table["dx"].unique()), key="f_dx", placeholder="all")
-        cols[1].multiselect("Localization", sorted(table["localization"].astype(str).unique()), key="f_loc",
-                            placeholder="all")
-        cols[2].multiselect("Sex", sorted(table["sex"].astype(str).unique()), key="f_sex", placeholder="all")
+        choices = data.map_index(components.current_run()).choices
+        cols[0].multiselect("Diagnosis", choices["dx"], key="f_dx", placeholder="all")
+        cols[1].multiselect("Localization", choices["localization"], key="f_loc", placeholder="all")
+        cols[2].multiselect("Sex", choices["sex"], key="f_sex", placeholder="all")
         cols[3].multiselect("Split", ["train", "val", "test"], key="f_split", placeholder="all")
         bounds = _age_bounds(table)
         low, high = st.columns([3, 1])
@@ -112,9 +145,9 @@ def _controls(table: pd.DataFrame) -> None:
                             "neighbour panel (kept in the run's selections/ folder).")
 
 
-def _focus_panel(run: Path, table: pd.DataFrame, image_id: str, neighbours: pd.DataFrame,
+def _focus_panel(run: Path, lookup: data.MapIndex, image_id: str, neighbours: pd.DataFrame,
                  splits: tuple[str, ...]) -> None:
-    row = table.loc[table["image_id"] == image_id].iloc[0]
+    row = lookup.by_row.loc[lookup.row_of[image_id]].drop(["row", "x", "y"])
     components.image_card(run, row, "Selected lesion", key="map_focus_card")
     st.markdown(f"**{len(neighbours)} nearest neighbours** in {components.space_words(splits)}, by Euclidean "
                 "distance between embeddings (numbered rings on the map)")
@@ -128,6 +161,8 @@ def _focus_panel(run: Path, table: pd.DataFrame, image_id: str, neighbours: pd.D
 
 def _clear_selection() -> None:
     st.session_state.pop(SELECTED_KEY, None)
+    st.session_state.pop(BOX_KEY, None)
+    _reset_chart()
 
 
 def _selection_grid(run: Path, table: pd.DataFrame, ids: list[str]) -> None:
@@ -144,7 +179,23 @@ def _selection_grid(run: Path, table: pd.DataFrame, ids: list[str]) -> None:
                                [f"{r.dx} · {r.split} · {r.image_id}" for r in part.itertuples()], width=140)
         components.selection_actions(run, data.selection_table(run, chosen["image_id"].tolist()), key="map_sel",
                                      default_name="map selection")
-        st.button("Clear selection", key="map_clear", on_click=_clear_selection)
+        buttons = st.columns([1, 1, 4])
+        buttons[0].button("Clear selection", key="map_clear", on_click=_clear_selection)
+        box = st.session_state.get(BOX_KEY)
+        if box and box[0] == run.name and box[1] is not None:
+            buttons[1].button("Zoom into the box", key="map_zoom", on_click=_zoom_to_box, icon=":material/zoom_in:",
+                              help="Redraw the map with only this box's images: all of them, unless there are more "
+                                   f"than {map_view.max_points():,}.")
+
+
+def _map_words(chart: data.MapChart, total: int, colour: str, region: Region | None) -> str:
+    """The caption under the map: how many images it shows, and how."""
+    where = "in the zoomed region" if region is not None else "pass the filters"
+    if chart.sampled:
+        return (f"{len(chart.rows):,} of the {chart.in_view:,} images that {where} are drawn (a sample stratified by "
+                f"{colour}); the grey cells count all {chart.in_view:,}. Draw a box and zoom into it to see every "
+                f"image of a region. The run has {total:,} images · marker shape = split · colour = {colour}")
+    return f"{chart.in_view:,} of {total:,} images shown ({where}) · marker shape = split · colour = {colour}"
 
 
 def main() -> None:
@@ -158,35 +209,37 @@ def main() -> None:
         return
     st.caption(f"Each point is one image placed by a 2-D UMAP of its embedding ({data.map_made(run)}). "
                "Click a point for its nearest neighbours; use the box or lasso tool (top right of the chart) to "
-               "see a group of images.")
+               "see a group of images; scroll to zoom, drag to pan.")
     controls = st.container()
     colour, splits, k, flt = _settings(table)
 
+    lookup = data.map_index(run)
     focus = st.session_state.get(FOCUS_KEY)
-    focus_id = focus[1] if focus and focus[0] == run.name and (table["image_id"] == focus[1]).any() else None
+    focus_id = focus[1] if focus and focus[0] == run.name and focus[1] in lookup.row_of.index else None
     neighbours = data.neighbours(run, focus_id, k, splits) if focus_id else None
 
-    base = data.map_figure(run, colour, flt, splits)
-    shown = sum(len(t["x"]) for t in base["data"] if t.get("legendgroup") != "splits")
-    marks: dict = {}
+    region = _region(run.name)
+    chart = data.map_chart(run, colour, flt, splits, region)
+    marks: list = []
     if focus_id is not None:
-        id_to_row = dict(zip(table["image_id"], table["row"]))
-        marks = figures.highlight_layout(table, id_to_row[focus_id], [id_to_row[i] for i in neighbours["image_id"]])
+        marks = figures.highlight_series(lookup.by_row, int(lookup.row_of[focus_id]),
+                                         lookup.row_of.reindex(neighbours["image_id"]).dropna().astype(int).tolist())
 
     left, right = st.columns([3, 2], gap="medium")
-    # the panel is written before the map so that its elements reach the browser first: re-drawing 10k
-    # WebGL points takes the browser longer than showing the panel does
+    # the panel is written before the map so that its elements reach the browser first: redrawing thousands of
+    # points takes the browser longer than showing the panel does
     with right:
         if focus_id is None:
             st.info("Click a point on the map to see that image and its nearest neighbours here.",
                     icon=":material/touch_app:")
         else:
-            _focus_panel(run, table, focus_id, neighbours, splits)
+            _focus_panel(run, lookup, focus_id, neighbours, splits)
     with left:
-        st.plotly_chart(figures.assemble(base, marks), key=MAP_KEY, on_select=_on_select,
-                        selection_mode=("points", "box", "lasso"),
-                        config={"displaylogo": False, "scrollZoom": True})
-        st.caption(f"{shown:,} of {len(table):,} images shown · marker shape = split · colour = {colour}")
+        st.echarts_chart(figures.with_marks(chart.spec, marks), key=_chart_key(), on_select=_on_select,
+                         height=figures.MAP_HEIGHT)
+        st.caption(_map_words(chart, len(table), colour, region))
+        if region is not None:
+            st.button("Back to the whole map", key="map_whole", on_click=_whole_map, icon=":material/zoom_out:")
     with controls:
         _controls(table)
     selected = st.session_state.get(SELECTED_KEY)

@@ -135,7 +135,7 @@ def neighbours(run: Path, image_id: str, k: int, splits: tuple[str, ...] = ("tes
 @st.cache_data(show_spinner=False, max_entries=512)
 def _neighbours(run: str, version: float, image_id: str, k: int, splits: tuple[str, ...]) -> pd.DataFrame:
     meta, vectors = _embeddings(run, version)
-    hits = np.nonzero(meta["image_id"].to_numpy() == image_id)[0]
+    hits = _id_rows(run, version).reindex([image_id]).dropna().to_numpy(dtype=np.int64)
     if len(hits) == 0:
         return pd.DataFrame(columns=NEIGHBOUR_COLUMNS)
     rows, index = _gallery(run, version, splits)
@@ -146,6 +146,15 @@ def _neighbours(run: str, version: float, image_id: str, k: int, splits: tuple[s
     idx, dist = index.search(vectors[hits[:1]], k,
                              exclude=np.array([inside[0] if len(inside) else -1]))
     return neighbour_table(meta, rows[idx[0]], dist[0])
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _id_rows(run: str, version: float) -> pd.Series:
+    """The embedding row of each image id (the first, should an id repeat): a hash lookup instead of a scan of a
+    million ids on every click."""
+    meta, _ = _embeddings(run, version)
+    ids = pd.Index(meta["image_id"].astype(str))
+    return pd.Series(np.arange(len(meta)), index=ids)[~ids.duplicated()]
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
@@ -579,7 +588,8 @@ def selection_table(run: Path, image_ids: list[str], scores: pd.DataFrame | None
     from skinsim.selections import selection_table as make
 
     meta, _ = embeddings(run)
-    return make(meta, image_ids, scores)
+    rows = _id_rows(str(run), stamp(run)).reindex(list(map(str, image_ids))).dropna().to_numpy(dtype=np.int64)
+    return make(meta.iloc[rows], image_ids, scores)
 
 
 def save_selection(run: Path, name: str, table: pd.DataFrame, overwrite: bool = False) -> Path:

@@ -24,20 +24,6 @@ from skinsim.runs import REPO_ROOT, is_run, read_vectors
 TARGET_P95_S = 1.0
 
 
-def server_rss_mib(url: str) -> float:
-    """Resident memory (MiB) of the Streamlit process serving `url`, found by its port in /proc."""
-    port = url.rsplit(":", 1)[1]
-    for proc in Path("/proc").iterdir():
-        try:
-            cmd = (proc / "cmdline").read_bytes().split(b"\0")
-            if b"streamlit" in b" ".join(cmd) and port.encode() in cmd:
-                status = (proc / "status").read_text()
-                return int(next(line for line in status.splitlines() if line.startswith("VmRSS")).split()[1]) / 1024
-        except (OSError, StopIteration, ValueError):
-            continue
-    return float("nan")
-
-
 def one_user(url: str, run: str, user: int, users: int, clicks: int, ready: Any, out: Any) -> None:
     """A user's session: open the map, wait for every other user, click `clicks` points; put the panel times."""
     meta, _ = read_vectors(Path(run) / "embeddings.parquet")
@@ -69,7 +55,7 @@ def load(run: Path, users: int, clicks: int) -> list[str]:
             first = ctx.Process(target=one_user, args=(url, str(run), 0, 1, 0, ctx.Barrier(1), ctx.Queue()))
             first.start()
             first.join()
-            one_rss = server_rss_mib(url)
+            one_rss = bd.server_rss_mib(url)
             ready, out = ctx.Barrier(users), ctx.Queue()
             procs = [ctx.Process(target=one_user, args=(url, str(run), u, users, clicks, ready, out))
                      for u in range(users)]
@@ -78,7 +64,7 @@ def load(run: Path, users: int, clicks: int) -> list[str]:
             panel = [t for _ in procs for t in out.get(timeout=1800)]
             for p in procs:
                 p.join()
-            loaded_rss = server_rss_mib(url)
+            loaded_rss = bd.server_rss_mib(url)
     p95 = float(np.percentile(panel, 95))
     verdict = "ok" if p95 <= TARGET_P95_S else "MISSED"
     return [f"run: {run}; {users} users, each in its own headless Chromium, {clicks} clicks each at the same time",

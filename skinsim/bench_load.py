@@ -52,9 +52,14 @@ def load(run: Path, users: int, clicks: int) -> list[str]:
         with bd.streamlit_server(root) as url:
             # one user's map first, so the server's caches hold the run (in its own process too: a caller, such as
             # a test, may already run Playwright, which allows one per process)
-            first = ctx.Process(target=one_user, args=(url, str(run), 0, 1, 0, ctx.Barrier(1), ctx.Queue()))
+            # the barrier and queue are held here: passed as temporaries they can be freed before the child
+            # unpickles them, and the child then dies without opening the map
+            alone, unused = ctx.Barrier(1), ctx.Queue()
+            first = ctx.Process(target=one_user, args=(url, str(run), 0, 1, 0, alone, unused))
             first.start()
             first.join()
+            if first.exitcode != 0:
+                raise RuntimeError(f"the first user's browser process failed (exit code {first.exitcode})")
             one_rss = bd.server_rss_mib(url)
             ready, out = ctx.Barrier(users), ctx.Queue()
             procs = [ctx.Process(target=one_user, args=(url, str(run), u, users, clicks, ready, out))
@@ -64,6 +69,8 @@ def load(run: Path, users: int, clicks: int) -> list[str]:
             panel = [t for _ in procs for t in out.get(timeout=1800)]
             for p in procs:
                 p.join()
+                if p.exitcode != 0:
+                    raise RuntimeError(f"a user's browser process failed (exit code {p.exitcode})")
             loaded_rss = bd.server_rss_mib(url)
     p95 = float(np.percentile(panel, 95))
     verdict = "ok" if p95 <= TARGET_P95_S else "MISSED"

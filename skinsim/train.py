@@ -167,8 +167,10 @@ def load_data(cfg: TrainConfig, work: Path, resume: bool, world: World = World()
         table["split"] = saved.reindex(table["image_id"]).to_numpy()
     else:
         table["split"] = make_split(table, cfg.split, cfg.split_rng)
-    if world.is_main:
-        table[["image_id", "lesion_id", "dx", "split"]].to_parquet(work / "split.parquet", index=False)
+        # written once, whole (other ranks of a resumed run read it; a rewrite under them was read half-written)
+        if world.is_main:
+            runs.write_atomic(work / "split.parquet", lambda path: table[["image_id", "lesion_id", "dx", "split"]]
+                              .to_parquet(path, index=False))
     size = parse_size(cfg.image_size)
     images = decode_all(data_dir, list(table["path"]), size, workers=cfg.workers)
     split = table["split"].to_numpy()

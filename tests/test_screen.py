@@ -1,0 +1,71 @@
+"""The loss screen: its dev fold never touches validation or test, its batches hold lesion mates, bad names get
+one message, and a head trained with each loss separates classes that frozen features mix."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("pytorch_metric_learning")
+from skinsim import screen  # noqa: E402
+
+
+def table(n_lesions: int = 300, seed: int = 0) -> pd.DataFrame:
+    """Lesions of 1-3 images, 3 diagnoses, already split train/val/test by lesion."""
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(1, 4, size=n_lesions)
+    lesion = np.repeat(np.arange(n_lesions), sizes)
+    dx = np.array(["mel", "nv", "bkl"])[lesion % 3]
+    split = np.where(lesion % 10 == 0, "val", np.where(lesion % 10 == 1, "test", "train"))
+    return pd.DataFrame({"image_id": [f"I{i}" for i in range(len(lesion))], "lesion_id": [f"L{v}" for v in lesion],
+                         "dx": dx, "split": split})
+
+
+def test_the_dev_fold_comes_from_training_lesions_only() -> None:
+    t = table()
+    fold = screen.dev_fold(t)
+    assert (fold[t["split"] != "train"] == "held").all()  # validation and test are never screened on
+    assert set(fold[t["split"] == "train"]) == {"train", "val", "test"}
+    for part in ("val", "test"):
+        lesions = set(t.loc[fold == part, "lesion_id"])
+        assert not lesions & set(t.loc[fold == "train", "lesion_id"])  # grouped: a lesion is on one side
+    share = (fold[t["split"] == "train"] != "train").mean()
+    assert 0.2 < share < 0.4  # two folds of about 15% each
+    assert list(screen.dev_fold(t)) == list(fold)
+
+
+def test_a_batch_has_k_per_class_and_lesion_mates_side_by_side() -> None:
+    t = table()
+    dx, lesion = t["dx"].to_numpy(), t["lesion_id"].to_numpy()
+    rows = screen.batches(dx, lesion, np.random.default_rng(0))
+    assert len(rows) == 3 * screen.K  # three diagnoses here, K images each
+    pairs = rows.reshape(-1, 2)
+    assert (lesion[pairs[:, 0]] == lesion[pairs[:, 1]]).all()
+    multi = pd.Series(lesion).map(pd.Series(lesion).value_counts()).to_numpy() > 1
+    assert (pairs[multi[pairs[:, 0]], 0] != pairs[multi[pairs[:, 0]], 1]).all()  # a mate, not itself, when one exists
+
+
+def test_unknown_losses_are_refused_with_the_known_names() -> None:
+    with pytest.raises(ValueError, match="unknown loss 'arc'.*supcon"):
+        screen.make_loss("arc", 3, 10)
+    with pytest.raises(ValueError, match="only '\\+lesion'"):
+        screen.make_loss("supcon+patient", 3, 10)
+    with pytest.raises(SystemExit):
+        screen.main(["--losses", "nope"])
+
+
+@pytest.mark.parametrize("name", ["triplet", "proxy-anchor", "supcon+lesion"])
+def test_a_head_separates_classes_that_the_features_mix(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(screen, "STEPS", 150)
+    rng = np.random.default_rng(0)
+    t = table(240)
+    n = len(t)
+    code = pd.Series(t["dx"]).map({"mel": 0, "nv": 1, "bkl": 2}).to_numpy()
+    # the class sits in 8 of 64 dimensions; the rest is louder noise, so raw features retrieve poorly
+    feats = rng.normal(size=(n, 2, 64)).astype(np.float32) * 2
+    feats[:, :, :8] += (np.eye(3)[code] @ rng.normal(size=(3, 8)) * 1.5)[:, None, :].astype(np.float32)
+    train = (t["split"] == "train").to_numpy()
+    head = screen.train_head(feats[train], t["dx"].to_numpy()[train], t["lesion_id"].to_numpy()[train], name, 0)
+    before = screen.score(t, screen.embed(None, feats))["P@1"]
+    after = screen.score(t, screen.embed(head, feats))["P@1"]
+    assert after > before + 0.1

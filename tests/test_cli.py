@@ -23,9 +23,10 @@ HELP = {
     "skinsim.projection": ["--bench", "--fit-limit"],
     "skinsim.index": ["SOURCE", "--run", "--name", "--index", "--batch-size", "--shard-size", "--workers", "--device",
                       "--rebuild-index", "torchrun"],
-    "skinsim.bench_dashboard": ["--run", "--loads", "--clicks"],
+    "skinsim.bench_dashboard": ["--run", "--loads", "--clicks", "--synthetic"],
     "skinsim.bench_search": ["--sizes", "--queries", "--markdown", "--threads"],
     "skinsim.bench_load": ["--run", "--users", "--clicks"],
+    "skinsim.screen": ["--data-dir", "--losses", "--seeds"],
     "skinsim.data": ["download", "check", "download HAM10000", "check that a HAM10000 folder"],
     "skinsim.data.download": ["--dest", "--source", "--base-url", "--keep-archives", "--force"],
 }

@@ -33,6 +33,7 @@ class TrainConfig:
     batch_size: int = 64             # images per batch (PK mining) or triplets per batch (random mining)
     samples_per_class: int = 8       # K of the P x K batches
     class_power: float = 0.5         # classes drawn with probability ~ count**class_power (0 balanced, 1 natural)
+    lesion_weight: float = 0.0       # weight of a supervised-contrastive term over lesion ids (0: off; issue 8)
     # optimisation
     optimizer: str = "adamw"         # adagrad | adamw | sgd
     lr: float = 1e-3

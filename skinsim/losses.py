@@ -1,4 +1,5 @@
-"""The triplet margin loss over mined (anchor, positive, negative) tuples, and the batch's margin-violation share."""
+"""The triplet margin loss over mined (anchor, positive, negative) tuples, the lesion-level contrastive term, and
+the batch's margin-violation share."""
 from __future__ import annotations
 
 import torch
@@ -19,6 +20,15 @@ def triplet_loss(emb: torch.Tensor, triplets: Triplets, margin: float) -> torch.
         return emb.sum() * 0.0  # keeps the graph so backward() still works
     dist = distance_matrix(emb)
     return torch.relu(dist[a, p] - dist[a, n] + margin).mean()
+
+
+def lesion_contrast(emb: torch.Tensor, lesions: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
+    """Supervised contrastive loss (pytorch-metric-learning's SupConLoss) with lesion ids as labels: the other
+    photos of a lesion are an image's positives, every other image of the batch its negatives; zero when no
+    lesion of the batch has two images."""
+    from pytorch_metric_learning.losses import SupConLoss
+
+    return SupConLoss(temperature=temperature)(emb, lesions)
 
 
 @torch.no_grad()

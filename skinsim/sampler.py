@@ -15,10 +15,21 @@ class PKSampler:
     otherwise. Labels are drawn with probability proportional to count ** `class_power` (0 balances the
     classes, 1 follows their frequency). An epoch is `len(labels) // (p * k)` batches. The sequence is
     fixed by `seed` and the epoch number set with `set_epoch`.
+
+    With `groups` (lesion ids), each class's share is drawn as pairs: an image, then another image of its group
+    (itself when its group has no other), so that a lesion-level loss has positives; an odd share ends with a
+    lone image. Without `groups` the batches are exactly those of earlier versions.
     """
 
-    def __init__(self, labels: np.ndarray, p: int, k: int, class_power: float = 0.5, seed: int = 0):
+    def __init__(self, labels: np.ndarray, p: int, k: int, class_power: float = 0.5, seed: int = 0,
+                 groups: np.ndarray | None = None):
         self.labels = np.asarray(labels)
+        self.groups = None if groups is None else np.asarray(groups)
+        if self.groups is not None:
+            order = np.argsort(self.groups, kind="stable")
+            starts = np.flatnonzero(np.r_[True, self.groups[order][1:] != self.groups[order][:-1]])
+            members = np.split(order, starts[1:])
+            self.mates = {int(i): m for m in members for i in m}
         self.classes, counts = np.unique(self.labels, return_counts=True)
         self.by_class = [np.nonzero(self.labels == c)[0] for c in self.classes]
         self.p = min(p, len(self.classes))
@@ -41,7 +52,15 @@ class PKSampler:
             batch = []
             for c in chosen:
                 pool = self.by_class[c]
-                batch.extend(rng.choice(pool, size=self.k, replace=len(pool) < self.k).tolist())
+                if self.groups is None:
+                    batch.extend(rng.choice(pool, size=self.k, replace=len(pool) < self.k).tolist())
+                    continue
+                share = []
+                half = (self.k + 1) // 2
+                for i in rng.choice(pool, size=half, replace=len(pool) < half).tolist():
+                    others = self.mates[i][self.mates[i] != i]
+                    share += [i, int(rng.choice(others)) if len(others) else i]
+                batch.extend(share[:self.k])
             yield batch
 
 

@@ -33,7 +33,7 @@ from skinsim.data.images import decode_all, parse_size
 from skinsim.distributed import World, gather, global_batch_norm
 from skinsim.embed import embed_batches, pick_device
 from skinsim.evaluate import evaluate, quick_p_at_1, summary
-from skinsim.losses import margin_violations, triplet_loss
+from skinsim.losses import lesion_contrast, margin_violations, triplet_loss
 from skinsim.mining import mine
 from skinsim.model import Embedder
 from skinsim.projection import Projection, fit_umap
@@ -49,7 +49,7 @@ FLAGS = {
     "batch_size": int, "seed": int, "log_interval": int, "split_seed": int,
     "backbone": str, "pretrained": str, "mining": str, "image_size": str, "split": str, "device": str,
     "workers": int, "optimizer": str, "weight_decay": float, "scheduler": str, "freeze": int,
-    "cache_views": int, "samples_per_class": int, "class_power": float, "max_steps": int,
+    "cache_views": int, "samples_per_class": int, "class_power": float, "max_steps": int, "lesion_weight": float,
     "dataset": str, "csv": str, "image_col": str, "label_col": str, "group_col": str,
 }
 
@@ -192,6 +192,7 @@ class Inputs:
     def __init__(self, cfg: TrainConfig, model: Embedder, data: Data, device: torch.device,
                  generator: torch.Generator, world: World = World()):
         self.cfg, self.model, self.data, self.device, self.world = cfg, model, data, device, world
+        self.lesions = torch.as_tensor(pd.factorize(data.table["lesion_id"])[0])  # labels of the lesion term
         if not cfg.freeze:
             return
         train = data.train_rows
@@ -223,12 +224,25 @@ class Inputs:
         return embed_batches(self.model, len(rows), get, self.cfg.freeze, tta, device=self.device, world=self.world)
 
 
-def make_sampler(cfg: TrainConfig, train_labels: np.ndarray) -> PKSampler | TripletSampler:
-    """Random triplets (the original's) or P x K class-balanced batches for in-batch mining."""
+def check_lesion_term(cfg: TrainConfig) -> None:
+    """ValueError when the lesion term is asked for where it cannot work (checked before any work is done)."""
+    if cfg.lesion_weight < 0:
+        raise ValueError(f"--lesion-weight must be 0 or more, not {cfg.lesion_weight}")
+    if cfg.lesion_weight and cfg.mining == "random":
+        raise ValueError("--lesion-weight needs P x K batches (--mining semi-hard or batch-hard), not the "
+                         "original's random triplets")
+
+
+def make_sampler(cfg: TrainConfig, train_labels: np.ndarray,
+                 train_lesions: np.ndarray | None = None) -> PKSampler | TripletSampler:
+    """Random triplets (the original's) or P x K class-balanced batches for in-batch mining; with a lesion term,
+    P x K batches that draw lesion mates side by side."""
+    check_lesion_term(cfg)
     if cfg.mining == "random":
         return TripletSampler(train_labels, cfg.batch_size, seed=cfg.seed)
     p = max(2, cfg.batch_size // cfg.samples_per_class)
-    return PKSampler(train_labels, p, cfg.samples_per_class, cfg.class_power, seed=cfg.seed)
+    groups = train_lesions if cfg.lesion_weight else None
+    return PKSampler(train_labels, p, cfg.samples_per_class, cfg.class_power, seed=cfg.seed, groups=groups)
 
 
 def train_step(cfg: TrainConfig, net: torch.nn.Module, inputs: Inputs, batch: list[int],
@@ -241,6 +255,9 @@ def train_step(cfg: TrainConfig, net: torch.nn.Module, inputs: Inputs, batch: li
     y = inputs.data.labels[inputs.data.train_rows[np.asarray(batch)]].to(inputs.device)
     emb = gather(net(x[world.share_of(len(x))], cfg.freeze), world)
     loss = triplet_loss(emb, mine(cfg.mining, emb, y, cfg.loss_margin), cfg.loss_margin)
+    if cfg.lesion_weight:
+        lesions = inputs.lesions[inputs.data.train_rows[np.asarray(batch)]]
+        loss = loss + cfg.lesion_weight * lesion_contrast(emb, lesions.to(inputs.device))
     loss.backward()
     return loss.detach(), emb.detach(), y
 
@@ -314,6 +331,7 @@ def build_model(cfg: TrainConfig, device: torch.device, world: World) -> tuple[E
 
 def train(cfg: TrainConfig, final: Path, resume: bool = False) -> Path:
     """Run the whole pipeline for one config and return the finished run folder (every rank returns it)."""
+    check_lesion_term(cfg)
     clock: dict[str, float] = {}
     tick = time.perf_counter()
     make_deterministic(cfg.seed)
@@ -342,7 +360,8 @@ def train(cfg: TrainConfig, final: Path, resume: bool = False) -> Path:
 
     opt = make_optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
     sched = make_scheduler(cfg, opt)
-    sampler = make_sampler(cfg, data.table["dx"].to_numpy()[data.train_rows])
+    sampler = make_sampler(cfg, data.table["dx"].to_numpy()[data.train_rows],
+                           data.table["lesion_id"].to_numpy()[data.train_rows])
     first_epoch, curves = 0, []
     if resume and state_path.is_file():
         first_epoch, curves = load_state(state_path, model, opt, sched, generator)

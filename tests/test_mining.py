@@ -105,3 +105,14 @@ def test_triplet_loss_agrees_with_pytorch_metric_learning():
     triplets = batch_hard(emb, labels)
     theirs = TripletMarginLoss(margin=0.3, reducer=MeanReducer())(emb, labels, indices_tuple=triplets)
     assert float(triplet_loss(emb, triplets, 0.3)) == pytest.approx(float(theirs), abs=1e-5)
+
+
+def test_the_lesion_term_is_low_when_lesions_sit_together_and_zero_without_pairs() -> None:
+    from skinsim.losses import lesion_contrast
+
+    a, b = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
+    lesions = torch.tensor([0, 0, 1, 1])
+    together = torch.stack([a, a, b, b])  # each image beside its lesion mate, far from the other lesion
+    apart = torch.stack([a, b, a, b])  # each image beside the other lesion
+    assert lesion_contrast(together, lesions) < lesion_contrast(apart, lesions)
+    assert float(lesion_contrast(together, torch.tensor([0, 1, 2, 3]))) == 0.0  # no positives: no signal

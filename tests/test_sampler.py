@@ -51,3 +51,26 @@ def test_triplet_sampler_layout():
             assert LABELS[a[i]] == LABELS[p[i]] and a[i] != p[i]
             assert LABELS[n[i]] != LABELS[a[i]]
     assert len(sampler) == len(LABELS) // 8
+
+
+def test_with_groups_each_image_comes_with_a_mate_of_its_group() -> None:
+    labels = np.array([0] * 12 + [1] * 12)
+    groups = np.array([0, 0, 1, 1, 2, 3, 3, 3, 4, 5, 6, 6] + [7, 7, 8, 9, 9, 10, 11, 11, 12, 13, 14, 14])
+    sampler = PKSampler(labels, p=2, k=4, seed=0, groups=groups)
+    for batch in sampler:
+        assert len(batch) == 8 and len({labels[i] for i in batch}) == 2
+        for a, b in zip(batch[0::2], batch[1::2]):
+            assert groups[a] == groups[b]  # pairs: an image, then one of its lesion
+            alone = (groups == groups[a]).sum() == 1
+            assert (a == b) == alone  # itself only when its lesion has no other image
+    plain = [list(b) for b in PKSampler(labels, p=2, k=4, seed=0)]
+    again = [list(b) for b in PKSampler(labels, p=2, k=4, seed=0, groups=None)]
+    assert plain == again  # without groups, the batches of earlier versions
+
+
+def test_an_odd_share_ends_with_a_lone_image() -> None:
+    labels = np.array([0] * 6 + [1] * 6)
+    groups = np.repeat(np.arange(6), 2)
+    batch = next(iter(PKSampler(labels, p=2, k=3, seed=1, groups=groups)))
+    assert len(batch) == 6
+    assert groups[batch[0]] == groups[batch[1]] and groups[batch[3]] == groups[batch[4]]

@@ -119,6 +119,25 @@ def test_random_mining_and_resnet_train_from_scratch(synthetic_data: Path, tmp_p
     assert cfg.mining == "random" and cfg.split == "image" and cfg.backbone == "resnet18"
 
 
+def test_a_lesion_term_trains_and_is_recorded(synthetic_data: Path, tmp_path: Path):
+    out = tmp_path / "lesion"
+    assert main(["--data-dir", str(synthetic_data), *TINY_ARGS, "--max_steps", "2", "--lesion-weight", "0.5",
+                 "--out", str(out), "--no-audit"]) == 0
+    cfg = TrainConfig.from_dict(json.loads((out / "config.json").read_text()))
+    assert cfg.lesion_weight == 0.5 and cfg.mining == "semi-hard"
+    assert np.isfinite(pd.read_csv(out / "curves.csv")["train_loss"]).all()
+
+
+@pytest.mark.parametrize("extra, message", [(["--lesion-weight", "-1"], "must be 0 or more"),
+                                            (["--mining", "random", "--lesion-weight", "1"], "P x K batches")])
+def test_a_lesion_term_that_cannot_work_is_refused_before_any_work(extra: list[str], message: str,
+                                                                    synthetic_data: Path, tmp_path: Path, capsys):
+    out = tmp_path / "refused"
+    assert main(["--data-dir", str(synthetic_data), *TINY_ARGS, *extra, "--out", str(out), "--no-audit"]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists() and not (out.parent / ".refused.partial").exists()
+
+
 def test_resnet18_imagenet_weights_fail_with_advice(monkeypatch):
     import torchvision.models as tvm
 

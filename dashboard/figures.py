@@ -16,7 +16,7 @@ DX_COLOURS = {"akiec": "#e6862e", "bcc": "#c23b5a", "bkl": "#8c6d46", "df": "#2f
 PALETTE = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#ff9da6", "#9d755d", "#bab0ac",
            "#eeca3b", "#1f77b4", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#17becf", "#7f7f7f"]
 OUTCOME_COLOURS = {"right": "#54a24b", "wrong": "#e45756"}
-SPLIT_SYMBOLS = {"train": "circle", "val": "diamond", "test": "rect"}  # ECharts symbol names
+SPLIT_SYMBOLS = {"train": "circle", "val": "diamond", "test": "rect", "held": "triangle"}  # ECharts names; held: --dev-fold
 MAP_GRID = {"left": 8, "right": 8, "top": 44, "bottom": 34}  # pixels; fixed so that points can be located
 FOCUS_COLOUR = "#ffd92f"
 DENSITY_OPACITY = (0.12, 0.22, 0.34, 0.5)

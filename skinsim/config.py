@@ -20,6 +20,7 @@ class TrainConfig:
     split: str = "lesion"            # lesion (grouped by lesion_id) | image (the original project's)
     seed: int = 42                   # fixes the whole run: split (unless split_seed), init, batches, augmentation
     split_seed: int | None = None    # seed of the train/val/test split alone; None: the same as `seed`
+    dev_fold: bool = False           # train on the training split minus a dev fold, score on that fold (issue 8)
     image_size: str = "150x200"      # height x width, or one number for a square
     # model
     backbone: str = "efficientnet_lite0"

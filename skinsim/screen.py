@@ -25,29 +25,12 @@ from torch import nn
 
 from skinsim.evaluate import retrieval_report, same_lesion_report
 from skinsim.runs import REPO_ROOT
+from skinsim.splits import dev_fold
 
 CACHE = REPO_ROOT / "artifacts" / "screen"
-DEV_SHARE = 0.15
 EMBEDDING = 128
 STEPS, P, K = 1500, 7, 16
 LESION_WEIGHT = 1.0
-
-
-def dev_fold(table: pd.DataFrame, seed: int = 0) -> np.ndarray:
-    """Split labels for screening: train (training split minus the dev fold), dev halves as "val" and "test",
-    and "held" for the real validation and test images, which a screen never looks at."""
-    from sklearn.model_selection import StratifiedGroupKFold
-
-    out = np.where(table["split"].to_numpy() == "train", "train", "held").astype(object)
-    train = np.flatnonzero(out == "train")
-    folds = StratifiedGroupKFold(n_splits=round(1 / DEV_SHARE), shuffle=True, random_state=seed)
-    sub = table.iloc[train]
-    parts = folds.split(np.zeros(len(sub)), sub["dx"].to_numpy(), sub["lesion_id"].to_numpy())
-    for fold, (_, held_out) in enumerate(parts):
-        if fold > 1:
-            break
-        out[train[held_out]] = "val" if fold == 0 else "test"
-    return out
 
 
 def features(data_dir: Path, table: pd.DataFrame) -> np.ndarray:

@@ -66,3 +66,23 @@ def make_split(table: pd.DataFrame, protocol: str, seed: int) -> np.ndarray:
     if protocol == "image":
         return split_by_image(table, seed)
     raise ValueError(f"unknown split protocol {protocol!r}; choose lesion or image")
+
+
+DEV_SHARE = 0.15
+
+
+def dev_fold(table: pd.DataFrame, seed: int = 0) -> np.ndarray:
+    """Split labels for choosing a recipe without touching validation or test: two stratified lesion-grouped
+    folds of about DEV_SHARE of the training split each become "val" and "test" (one queries the other, as the
+    real ones do), the rest of the training split stays "train", and the real validation and test images become
+    "held", which nothing trains or scores on."""
+    out = np.where(table["split"].to_numpy() == "train", "train", "held").astype(object)
+    train = np.flatnonzero(out == "train")
+    folds = StratifiedGroupKFold(n_splits=round(1 / DEV_SHARE), shuffle=True, random_state=seed)
+    sub = table.iloc[train]
+    parts = folds.split(np.zeros(len(sub)), sub["dx"].to_numpy(), sub["lesion_id"].to_numpy())
+    for fold, (_, held_out) in enumerate(parts):
+        if fold > 1:
+            break
+        out[train[held_out]] = "val" if fold == 0 else "test"
+    return out

@@ -38,7 +38,7 @@ from skinsim.mining import mine
 from skinsim.model import Embedder
 from skinsim.projection import Projection, fit_umap
 from skinsim.sampler import PKSampler, TripletSampler
-from skinsim.splits import make_split
+from skinsim.splits import dev_fold, make_split
 from skinsim.transforms import augment, normalise, random_flips
 from skinsim.trunk_cache import freeze_trunk, trunk_activations
 
@@ -69,6 +69,9 @@ def parse_args(argv: list[str] | None) -> tuple[TrainConfig, argparse.Namespace]
     parser.add_argument("--wandb", action="store_true", help="log to Weights & Biases (WANDB_MODE=offline works)")
     parser.add_argument("--no-tta", action="store_true", help="embed without flip averaging")
     parser.add_argument("--no-audit", action="store_true", help="skip the dataset audit of the finished run")
+    parser.add_argument("--dev-fold", action="store_true",
+                        help="choose recipes honestly: train on the training split minus a dev fold and report on "
+                             "that fold (its halves are labelled val and test; the real val and test are 'held')")
     defaults = TrainConfig()
     for name, kind in FLAGS.items():
         # both spellings: --loss_margin as the original, --loss-margin as the rest of skinsim
@@ -87,6 +90,8 @@ def parse_args(argv: list[str] | None) -> tuple[TrainConfig, argparse.Namespace]
         overrides["tta"] = False
     if args.no_audit:
         overrides["audit"] = False
+    if args.dev_fold:
+        overrides["dev_fold"] = True
     return preset(args.preset, **overrides), args
 
 
@@ -167,6 +172,8 @@ def load_data(cfg: TrainConfig, work: Path, resume: bool, world: World = World()
         table["split"] = saved.reindex(table["image_id"]).to_numpy()
     else:
         table["split"] = make_split(table, cfg.split, cfg.split_rng)
+        if cfg.dev_fold:
+            table["split"] = dev_fold(table)  # one fold per split seed, the one `python -m skinsim.screen` uses
         # written once, whole (other ranks of a resumed run read it; a rewrite under them was read half-written)
         if world.is_main:
             runs.write_atomic(work / "split.parquet", lambda path: table[["image_id", "lesion_id", "dx", "split"]]

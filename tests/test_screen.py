@@ -8,6 +8,7 @@ import pytest
 
 pytest.importorskip("pytorch_metric_learning")
 from skinsim import screen  # noqa: E402
+from skinsim.splits import dev_fold  # noqa: E402
 
 
 def table(n_lesions: int = 300, seed: int = 0) -> pd.DataFrame:
@@ -23,7 +24,7 @@ def table(n_lesions: int = 300, seed: int = 0) -> pd.DataFrame:
 
 def test_the_dev_fold_comes_from_training_lesions_only() -> None:
     t = table()
-    fold = screen.dev_fold(t)
+    fold = dev_fold(t)
     assert (fold[t["split"] != "train"] == "held").all()  # validation and test are never screened on
     assert set(fold[t["split"] == "train"]) == {"train", "val", "test"}
     for part in ("val", "test"):
@@ -31,7 +32,7 @@ def test_the_dev_fold_comes_from_training_lesions_only() -> None:
         assert not lesions & set(t.loc[fold == "train", "lesion_id"])  # grouped: a lesion is on one side
     share = (fold[t["split"] == "train"] != "train").mean()
     assert 0.2 < share < 0.4  # two folds of about 15% each
-    assert list(screen.dev_fold(t)) == list(fold)
+    assert list(dev_fold(t)) == list(fold)
 
 
 def test_a_batch_has_k_per_class_and_lesion_mates_side_by_side() -> None:

@@ -138,6 +138,22 @@ def test_a_lesion_term_that_cannot_work_is_refused_before_any_work(extra: list[s
     assert not out.exists() and not (out.parent / ".refused.partial").exists()
 
 
+def test_a_dev_fold_run_never_trains_or_scores_on_validation_and_test(synthetic_data: Path, tmp_path: Path):
+    from skinsim.splits import make_split
+
+    out = tmp_path / "dev"
+    assert main(["--data-dir", str(synthetic_data), *TINY_ARGS, "--max_steps", "2", "--dev-fold", "--out", str(out),
+                 "--no-audit"]) == 0
+    cfg = TrainConfig.from_dict(json.loads((out / "config.json").read_text()))
+    assert cfg.dev_fold
+    split = pd.read_parquet(out / "split.parquet")
+    real = make_split(split.assign(split=None), cfg.split, cfg.split_rng)
+    assert (split["split"][real != "train"] == "held").all()  # the real val and test are set aside
+    assert set(split["split"][real == "train"]) == {"train", "val", "test"}  # the dev fold is cut from train
+    report = json.loads((out / "metrics.json").read_text())
+    assert report["n_queries"] == (split["split"] == "val").sum()  # the dev half, not the real validation
+
+
 def test_resnet18_imagenet_weights_fail_with_advice(monkeypatch):
     import torchvision.models as tvm
 

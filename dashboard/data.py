@@ -332,9 +332,8 @@ def map_index(run: Path) -> MapIndex:
 def _map_index(run: str, version: float) -> MapIndex:
     table = _map_table(run, version)
     choices = {c: sorted(table[c].astype(str).unique()) for c in ("dx", "localization", "sex")}
-    return MapIndex(by_row=table.set_index("row", drop=False),
-                    row_of=pd.Series(table["row"].to_numpy(), index=pd.Index(table["image_id"].astype(str))),
-                    choices=choices)
+    rows = _id_rows(run, version)  # the embeddings' lookup, narrowed to the images the map has
+    return MapIndex(by_row=table.set_index("row", drop=False), row_of=rows[rows.isin(table["row"])], choices=choices)
 
 
 def map_made(run: Path) -> str:

@@ -243,8 +243,7 @@ def check_lesion_term(cfg: TrainConfig) -> None:
 def make_sampler(cfg: TrainConfig, train_labels: np.ndarray,
                  train_lesions: np.ndarray | None = None) -> PKSampler | TripletSampler:
     """Random triplets (the original's) or P x K class-balanced batches for in-batch mining; with a lesion term,
-    P x K batches that draw lesion mates side by side."""
-    check_lesion_term(cfg)
+    P x K batches that draw lesion mates side by side (`train` has checked the lesion term already)."""
     if cfg.mining == "random":
         return TripletSampler(train_labels, cfg.batch_size, seed=cfg.seed)
     p = max(2, cfg.batch_size // cfg.samples_per_class)

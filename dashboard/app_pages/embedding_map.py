@@ -28,11 +28,12 @@ def _on_select() -> None:
     # the chart (another page, a new colouring) and so that a brush selects every image inside it, drawn or not.
     event = st.session_state.get(_chart_key())
     run = components.current_run()
-    if not event or run is None or data.map_table(run) is None:
+    table = data.map_table(run) if run is not None else None
+    if not event or table is None:
         return
     selection = event.get("selection") or {}
     areas = [a for a in selection.get("areas") or [] if a.get("coord_range")]
-    _, splits, _, flt = _settings(data.map_table(run))
+    colour, splits, _, flt = _settings(table)
     region = _region(run.name)
     if areas:
         st.session_state[SELECTED_KEY] = (run.name, data.ids_in_areas(run, flt, region, areas))
@@ -42,11 +43,9 @@ def _on_select() -> None:
     picked = [i for group in selection.get("selected") or [] if group.get("series_index") == 0
               for i in group.get("data_indices") or []]
     if len(picked) == 1:
-        colour, _, _, _ = _settings(data.map_table(run))
-        chart = data.map_chart(run, colour, flt, splits, region)
-        if 0 <= picked[0] < len(chart.rows):
-            meta, _ = data.embeddings(run)
-            st.session_state[FOCUS_KEY] = (run.name, str(meta["image_id"].iat[int(chart.rows[picked[0]])]))
+        ids = data.map_chart(run, colour, flt, splits, region).spec["dataset"][0]["source"]["image_id"]
+        if 0 <= picked[0] < len(ids):
+            st.session_state[FOCUS_KEY] = (run.name, str(ids.iat[picked[0]]))
     elif not picked:
         # a double-click on the map clears the box or lasso
         st.session_state.pop(SELECTED_KEY, None)
@@ -147,7 +146,7 @@ def _controls(table: pd.DataFrame) -> None:
 
 def _focus_panel(run: Path, lookup: data.MapIndex, image_id: str, neighbours: pd.DataFrame,
                  splits: tuple[str, ...]) -> None:
-    row = lookup.by_row.loc[lookup.row_of[image_id]].drop(["row", "x", "y"])
+    row = lookup.by_row.loc[lookup.row_of[image_id]]
     components.image_card(run, row, "Selected lesion", key="map_focus_card")
     st.markdown(f"**{len(neighbours)} nearest neighbours** in {components.space_words(splits)}, by Euclidean "
                 "distance between embeddings (numbered rings on the map)")

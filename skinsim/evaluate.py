@@ -162,11 +162,36 @@ def same_lesion_report(table: pd.DataFrame, vectors: np.ndarray, queries: tuple[
             "random_r_at_1": random_r1}
 
 
+def both_ways_report(table: pd.DataFrame, vectors: np.ndarray, splits: tuple[str, str] = ("val", "test"),
+                     seed: int = 0) -> dict[str, Any]:
+    """Macro P@1 with the queries taken both ways (val -> test and test -> val pooled), beside val -> test alone,
+    each with a bootstrap interval: the small classes' P@1 rests on a few queries one way."""
+    dx = table["dx"].to_numpy().astype(str)
+    out: dict[str, Any] = {}
+    pooled_q, pooled_hit = [], []
+    for q_split, s_split in (splits, splits[::-1]):
+        q_rows, s_rows, idx, _ = neighbour_labels(table, vectors, q_split, (s_split,), 1)
+        if len(q_rows) == 0 or len(s_rows) == 0:
+            return {}
+        pooled_q.append(dx[q_rows])
+        pooled_hit.append((dx[s_rows][idx[:, 0]] == dx[q_rows]).astype(float))
+    for key, q, hit in (("one_way", pooled_q[0], pooled_hit[0]),
+                        ("both_ways", np.concatenate(pooled_q), np.concatenate(pooled_hit))):
+        per_class = M.per_class_mean(q, hit)
+        out[key] = {"n_queries": int(len(q)), "p_at_1": float(hit.mean()), "macro_p_at_1": M.macro(per_class),
+                    "macro_p_at_1_ci95": list(M.macro_interval(q, hit, seed=seed)),
+                    "per_class_p_at_1": per_class,
+                    "per_class_n": {c: int((q == c).sum()) for c in per_class}}
+    return {"splits": list(splits), **out}
+
+
 def evaluate(table: pd.DataFrame, vectors: np.ndarray, seed: int = 42) -> dict[str, Any]:
-    """The metrics.json block: val against test, val against test + train (`with_train`), same-lesion retrieval."""
+    """The metrics.json block: val against test, val against test + train (`with_train`), same-lesion retrieval,
+    and macro P@1 with queries both ways (`both_ways`)."""
     report = retrieval_report(table, vectors, "val", ("test",), seed)
     report["with_train"] = retrieval_report(table, vectors, "val", ("test", "train"), seed)
     report["same_lesion"] = same_lesion_report(table, vectors)
+    report["both_ways"] = both_ways_report(table, vectors)
     return report
 
 
@@ -186,6 +211,13 @@ def summary(report: dict[str, Any]) -> str:
         w = report["with_train"]["overall"]
         lines.append(f"search test+train: P@1 {w['p_at_1']:.3f}  macro P@1 {w['macro_p_at_1']:.3f}  "
                      f"MAP@R {w['map_at_r']:.3f}")
+    both = (report.get("both_ways") or {}).get("both_ways")
+    if both:
+        one = report["both_ways"]["one_way"]
+        lines.append(f"macro P@1 val->test {one['macro_p_at_1']:.3f} [{one['macro_p_at_1_ci95'][0]:.3f}, "
+                     f"{one['macro_p_at_1_ci95'][1]:.3f}]; both ways ({both['n_queries']} queries) "
+                     f"{both['macro_p_at_1']:.3f} [{both['macro_p_at_1_ci95'][0]:.3f}, "
+                     f"{both['macro_p_at_1_ci95'][1]:.3f}] (95% bootstrap)")
     same = report.get("same_lesion") or {}
     if same.get("n_queries"):
         lines.append(f"same lesion ({same['n_queries']} {same['queries']} images with another view, search all): "

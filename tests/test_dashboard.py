@@ -394,11 +394,15 @@ def test_accuracy_page_shows_same_lesion_retrieval_and_copes_with_old_runs(
     if stored["n_queries"]:
         same = next(d.value for d in at.dataframe if "R@1" in d.value.columns)
         assert same.loc[same["run"] == "synthetic", "R@1"].iloc[0] == pytest.approx(stored["r_at_1"])
+    both = json.loads((runs_root / "synthetic" / "metrics.json").read_text())["both_ways"]["both_ways"]
+    table = next(d.value for d in at.dataframe if "its queries" in d.value.columns)
+    shown = table.loc[table["queries"] == "val -> test and test -> val", "macro P@1"].iloc[0]
+    assert shown == pytest.approx(both["macro_p_at_1"])
     # a run written before the metric existed: the page says how to add it instead of failing
     old_root = tmp_path / "old"
     shutil.copytree(runs_root / "synthetic", old_root / "synthetic")
     metrics = json.loads((old_root / "synthetic" / "metrics.json").read_text())
-    del metrics["same_lesion"]
+    del metrics["same_lesion"], metrics["both_ways"]
     (old_root / "synthetic" / "metrics.json").write_text(json.dumps(metrics))
     at = app(old_root, monkeypatch)
     at.switch_page("app_pages/retrieval_accuracy.py").run()

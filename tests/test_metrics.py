@@ -146,3 +146,35 @@ def test_a_report_on_any_label_set():
     assert report["overall"]["p_at_1"] == 1.0
     assert report["baselines"]["majority"]["label"] == "benign"  # from train (3 of 4), not from the queries
     assert report["baselines"]["majority"]["p_at_1"] == 0.5 and "always_nv" not in report["baselines"]
+
+
+def test_macro_interval_by_hand():
+    """Classes that are all hits or all misses have no spread; a mixed class spreads the macro mean."""
+    from skinsim.metrics import macro_interval
+
+    queries = np.array(["a", "a", "b", "b", "b"])
+    assert macro_interval(queries, np.array([1, 1, 0, 0, 0])) == (0.5, 0.5)
+    # class a: 1 hit of 2 -> its resampled mean is 0, 0.5 or 1; class b always 1: macro in [0.5, 1]
+    lo, hi = macro_interval(queries, np.array([1, 0, 1, 1, 1]), n_boot=4000)
+    assert lo == 0.5 and hi == 1.0
+    assert macro_interval(np.array([]), np.array([])) != macro_interval(queries, np.ones(5))  # nan for no queries
+
+
+def test_both_ways_report_by_hand():
+    """1-d points: val queries find test neighbours and test queries find val neighbours; both are pooled."""
+    from skinsim.evaluate import both_ways_report
+
+    angles = np.array([0.0, 0.1, 1.0, 1.1, 2.0, 2.1])
+    vectors = np.stack([np.cos(angles), np.sin(angles)], 1).astype(np.float32)
+    table = pd.DataFrame({"lesion_id": list("abcdef"), "split": ["val", "test"] * 3,
+                          "dx": ["x", "x", "y", "z", "z", "z"]})
+    report = both_ways_report(table, vectors)
+    # val -> test: 0 -> 1 (x, hit), 2 -> 3 (z, miss for y), 4 -> 5 (z, hit): classes x 1, y 0, z 1
+    one = report["one_way"]
+    assert one["n_queries"] == 3 and one["macro_p_at_1"] == pytest.approx(2 / 3)
+    # test -> val: 1 -> 0 (hit), 3 -> 2 (y, miss for z), 5 -> 4 (hit): pooled x 2/2, y 0/1, z 2/3
+    both = report["both_ways"]
+    assert both["n_queries"] == 6 and both["per_class_n"] == {"x": 2, "y": 1, "z": 3}
+    assert both["macro_p_at_1"] == pytest.approx((1 + 0 + 2 / 3) / 3)
+    lo, hi = both["macro_p_at_1_ci95"]
+    assert lo <= both["macro_p_at_1"] <= hi

@@ -7,9 +7,10 @@ project's recipe (`--preset seed`, shortened to `--seed-steps` batches unless --
 recipe. Trained rows reuse finished runs named bench-<method>-<protocol> under data/runs (or train them).
 Queries are the validation split, the search space the test split, for both protocols.
 
-A second table trains the default recipe with each of `--train-seeds` on the same lesion split and reports
-their mean, standard deviation and range: runs are deterministic for one seed, so this is the noise a change
-of recipe has to beat.
+A second table trains the old default recipe (before issue 8) with each of `--train-seeds` on the same lesion
+split and reports their mean, standard deviation and range: runs are deterministic for one seed, so this is the
+noise a change of recipe has to beat. A third trains the default and the old default on each of `--split-seeds`
+(training seed 42) and reports val -> test once per recipe and split, with mean and spread.
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ from skinsim.splits import make_split
 from skinsim.transforms import normalise
 
 PROTOCOLS = ("lesion", "image")
+SPLITS_TITLE = "\nthe default recipe and the old one over split seeds (training seed 42; val -> test)\n"
 PIXEL_SIZE = (24, 32)
 
 
@@ -91,25 +93,54 @@ def trained_row(method: str, protocol: str, data_dir: Path, overrides: dict, not
     return row(method, protocol, run.metrics, seconds, note)
 
 
+# The default recipe before issue 8 (2026-11-29): class-only triplets for 10 epochs over 3 cached views.
+OLD_DEFAULT = {"lesion_weight": 0.0, "epochs": 10, "cache_views": 3}
+
+
+def summarised(label: str, rows: list[dict]) -> list[dict]:
+    """`rows` followed by their mean, standard deviation and range (max - min) over the numeric columns."""
+    table = pd.DataFrame(rows)
+    numeric = table[[c for c in table.columns if c not in ("method", "protocol", "note")]].astype(float)
+    sd = numeric.std(ddof=1) if len(rows) > 1 else numeric.mean() * np.nan
+    out = list(rows)
+    for name, values in (("mean", numeric.mean()), ("sd", sd), ("max - min", numeric.max() - numeric.min())):
+        out.append({"method": f"{label}, {name} of {len(rows)}", "protocol": "lesion", **values.to_dict(),
+                    "note": ""})
+    return out
+
+
 def spread_rows(data_dir: Path, seeds: list[int], force: bool) -> list[dict]:
-    """The default recipe trained with each seed on the same lesion split (split seed 42), then mean and spread.
+    """The old default recipe trained with each seed on the same lesion split (split seed 42), then mean and spread.
 
     Runs are deterministic for a seed, so the spread is what a change of recipe must beat to count.
     """
     rows = []
     for seed in seeds:
-        over = {"seed": seed, "split_seed": 42}
-        rows.append(trained_row(f"default seed {seed}", "lesion", data_dir, over, "", force,
+        over = {**OLD_DEFAULT, "seed": seed, "split_seed": 42}
+        rows.append(trained_row(f"old default seed {seed}", "lesion", data_dir, over, "", force,
                                 name=f"bench-default-lesion-seed{seed}"))
         print(format_table(rows[-1:]), flush=True)
-    table = pd.DataFrame(rows)
-    numeric = [c for c in table.columns if c not in ("method", "protocol", "note")]
-    mean = table[numeric].astype(float).mean()
-    sd = table[numeric].astype(float).std(ddof=1) if len(rows) > 1 else mean * np.nan
-    spread = table[numeric].astype(float).max() - table[numeric].astype(float).min()
-    for label, values in (("mean", mean), ("sd", sd), ("max - min", spread)):
-        rows.append({"method": f"default, {label} of {len(seeds)} seeds", "protocol": "lesion",
-                     **values.to_dict(), "note": ""})
+    return summarised("old default, seeds", rows)
+
+
+def split_seed_rows(data_dir: Path, split_seeds: list[int], force: bool) -> list[dict]:
+    """The default recipe beside the old one on each split seed (training seed 42): val -> test once per recipe.
+
+    The old default's split-42 run is the spread table's seed-42 run.
+    """
+    rows = []
+    for label, over, prefix in (("old default", OLD_DEFAULT, "bench-old-default-split"),
+                                ("default", {}, "bench-default-split")):
+        these = []
+        for s in split_seeds:
+            name = "bench-default-lesion-seed42" if (label == "old default" and s == 42) else f"{prefix}{s}"
+            these.append(trained_row(f"{label} split {s}", "lesion", data_dir, {**over, "seed": 42, "split_seed": s},
+                                     "", force, name=name))
+            run = runs.load_run(runs.runs_dir() / name)
+            both = (run.metrics.get("both_ways") or {}).get("both_ways") or {}
+            these[-1]["macro P@1 both ways"] = both.get("macro_p_at_1")
+            print(format_table(these[-1:]), flush=True)
+        rows += summarised(f"{label}, split seeds", these)
     return rows
 
 
@@ -139,12 +170,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-seeds", default="42,43,44",
                         help="seeds of the default recipe's spread table (same split, seed 42); '' skips it")
     parser.add_argument("--only-spread", action="store_true", help="only the spread table over --train-seeds")
+    parser.add_argument("--split-seeds", default="42,43,44",
+                        help="split seeds of the default-vs-old-default table (training seed 42); '' skips it")
+    parser.add_argument("--only-splits", action="store_true", help="only the table over --split-seeds")
     parser.add_argument("--retrain", action="store_true", help="train the bench-* runs again even if they exist")
     args = parser.parse_args(argv)
     data_dir = resolve_data_dir(args.data_dir)
     seeds = [int(s) for s in args.train_seeds.split(",") if s.strip()]
+    split_seeds = [int(s) for s in args.split_seeds.split(",") if s.strip()]
+    if args.only_splits:
+        print(SPLITS_TITLE)
+        print(format_table(split_seed_rows(data_dir, split_seeds, args.retrain)))
+        return 0
     if args.only_spread:
-        print("\nthe default recipe over training seeds (lesion split, split seed 42)\n")
+        print("\nthe old default recipe over training seeds (lesion split, split seed 42)\n")
         print(format_table(spread_rows(data_dir, seeds, args.retrain)))
         return 0
     table = load_dataset(data_dir, check_images=False)
@@ -175,7 +214,9 @@ def main(argv: list[str] | None = None) -> int:
         seed_over = {"pretrained": "none", **({"max_steps": args.seed_steps, "epochs": 1} if args.seed_steps else {})}
         seed_note = (f"ResNet18 from scratch; 1 epoch of {args.seed_steps} batches" if args.seed_steps
                      else "ResNet18 from scratch; full 12 epochs")
-        plan = [("default", "lesion", {}, "", "bench-default-lesion-seed42"), ("default", "image", {}, "", None),
+        plan = [("default", "lesion", {"split_seed": 42}, "", "bench-default-split42"),
+                ("old default", "lesion", OLD_DEFAULT, "before issue 8", "bench-default-lesion-seed42"),
+                ("default", "image", {}, "", None),
                 ("seed", "image", seed_over, seed_note, None), ("seed", "lesion", seed_over, seed_note, None)]
         for method, protocol, over, note, name in plan:
             rows.append(trained_row(method, protocol, data_dir, over, note, args.retrain, name))
@@ -184,8 +225,11 @@ def main(argv: list[str] | None = None) -> int:
     print("\nqueries: val, search space: test (seed 42)\n")
     print(format_table(sorted(rows, key=lambda r: (r["protocol"], str(r["method"])))))
     if seeds and not args.skip_trained:
-        print("\nthe default recipe over training seeds (lesion split, split seed 42)\n")
+        print("\nthe old default recipe over training seeds (lesion split, split seed 42)\n")
         print(format_table(spread_rows(data_dir, seeds, args.retrain)))
+    if split_seeds and not args.skip_trained:
+        print(SPLITS_TITLE)
+        print(format_table(split_seed_rows(data_dir, split_seeds, args.retrain)))
     return 0
 
 

@@ -28,7 +28,10 @@ class TrainConfig:
     em: int = 128
     freeze: int = 4                  # leading backbone stages kept frozen; their outputs are computed once
     cache_views: int = 3             # views of each training image cached: the plain one + (cache_views - 1) augmented
-    # triplets
+    # loss and triplets
+    loss: str = "triplet"            # the original FaceNet-style loss over --mining's triplets, so earlier runs and
+                                     # --preset seed stay as they were; or a pytorch-metric-learning loss, alone or as
+                                     # triplet+X (skinsim.metric_losses.TRAIN_LOSSES; issue 8)
     mining: str = "semi-hard"        # random | batch-hard | semi-hard
     loss_margin: float = 0.2
     batch_size: int = 64             # images per batch (PK mining) or triplets per batch (random mining)

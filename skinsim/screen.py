@@ -23,7 +23,9 @@ import pandas as pd
 import torch
 from torch import nn
 
+from skinsim import metric_losses
 from skinsim.evaluate import retrieval_report, same_lesion_report
+from skinsim.metric_losses import LOSSES
 from skinsim.runs import REPO_ROOT
 from skinsim.splits import dev_fold
 
@@ -59,33 +61,17 @@ def features(data_dir: Path, table: pd.DataFrame) -> np.ndarray:
 def make_loss(name: str, n_classes: int, n_lesions: int) -> tuple[nn.Module, Any, nn.Module | None]:
     """(class loss, its miner or None, lesion loss or None) for a screen entry named `name`.
 
-    "+lesion" appends a supervised-contrastive term over lesion ids: views and other photos of one lesion are
-    positives, every other image of the batch a negative.
+    The class losses are skinsim.metric_losses' (the ones `python -m skinsim.train --loss` trains with). "+lesion"
+    appends a supervised-contrastive term over lesion ids: views and other photos of one lesion are positives,
+    every other image of the batch a negative.
     """
-    from pytorch_metric_learning import losses, miners
+    from pytorch_metric_learning import losses
 
     base, _, lesion = name.partition("+")
-    if base == "triplet":
-        loss, miner = losses.TripletMarginLoss(margin=0.2), miners.TripletMarginMiner(0.2, "semihard")
-    elif base == "multi-similarity":
-        loss, miner = losses.MultiSimilarityLoss(alpha=2, beta=50, base=0.5), miners.MultiSimilarityMiner(0.1)
-    elif base == "proxy-anchor":
-        loss, miner = losses.ProxyAnchorLoss(n_classes, EMBEDDING, margin=0.1, alpha=32), None
-    elif base == "normalized-softmax":
-        loss, miner = losses.NormalizedSoftmaxLoss(n_classes, EMBEDDING, temperature=0.05), None
-    elif base == "subcenter-arcface":
-        loss, miner = losses.SubCenterArcFaceLoss(num_classes=n_classes, embedding_size=EMBEDDING,
-                                                  sub_centers=3), None
-    elif base == "supcon":
-        loss, miner = losses.SupConLoss(temperature=0.1), None
-    else:
-        raise ValueError(f"unknown loss {base!r}; known: {', '.join(LOSSES)}")
+    loss, miner = metric_losses.make_loss(base, n_classes, EMBEDDING)
     if lesion not in ("", "lesion"):
         raise ValueError(f"unknown term {lesion!r} in {name!r}; only '+lesion' exists")
     return loss, miner, (losses.SupConLoss(temperature=0.1) if lesion else None)
-
-
-LOSSES = ["triplet", "multi-similarity", "proxy-anchor", "normalized-softmax", "subcenter-arcface", "supcon"]
 
 
 def batches(dx: np.ndarray, lesion: np.ndarray, rng: np.random.Generator) -> np.ndarray:

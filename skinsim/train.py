@@ -2,6 +2,7 @@
 
     python -m skinsim.train --data-dir ../shared/ham10000             # the default recipe
     python -m skinsim.train --preset seed --data-dir ../shared/ham10000  # the original course project
+    python -m skinsim.train --loss triplet+proxy-anchor --data-dir ...   # a proxy loss beside the triplet term
 
 Reads top to bottom: config -> data -> split -> model -> (frozen-trunk cache) -> epochs -> embeddings ->
 metrics -> UMAP -> run folder.
@@ -33,8 +34,8 @@ from skinsim.data.images import decode_all, parse_size
 from skinsim.distributed import World, gather, global_batch_norm
 from skinsim.embed import embed_batches, pick_device
 from skinsim.evaluate import evaluate, quick_p_at_1, summary
-from skinsim.losses import lesion_contrast, margin_violations, triplet_loss
-from skinsim.mining import mine
+from skinsim.losses import margin_violations
+from skinsim.metric_losses import LOSSES, Objective, terms
 from skinsim.model import Embedder
 from skinsim.projection import Projection, fit_umap
 from skinsim.sampler import PKSampler, TripletSampler
@@ -50,8 +51,11 @@ FLAGS = {
     "backbone": str, "pretrained": str, "mining": str, "image_size": str, "split": str, "device": str,
     "workers": int, "optimizer": str, "weight_decay": float, "scheduler": str, "freeze": int,
     "cache_views": int, "samples_per_class": int, "class_power": float, "max_steps": int, "lesion_weight": float,
-    "dataset": str, "csv": str, "image_col": str, "label_col": str, "group_col": str,
+    "dataset": str, "csv": str, "image_col": str, "label_col": str, "group_col": str, "loss": str,
 }
+# what a flag's help says before its default, where the name alone does not say enough
+HELP = {"loss": f"{' | '.join(LOSSES)} | triplet+ one of the others (e.g. triplet+proxy-anchor): triplet is the "
+                "FaceNet-style loss over --mining's triplets, the others are pytorch-metric-learning's "}
 
 
 def parse_args(argv: list[str] | None) -> tuple[TrainConfig, argparse.Namespace]:
@@ -77,7 +81,7 @@ def parse_args(argv: list[str] | None) -> tuple[TrainConfig, argparse.Namespace]
         # both spellings: --loss_margin as the original, --loss-margin as the rest of skinsim
         spellings = sorted({f"--{name}", f"--{name.replace('_', '-')}"})
         parser.add_argument(*spellings, dest=name, type=kind, default=None,
-                            help=f"(default preset: {getattr(defaults, name)})")
+                            help=f"{HELP.get(name, '')}(default preset: {getattr(defaults, name)})")
     args = parser.parse_args(argv)
     overrides = {k: getattr(args, k) for k in FLAGS if getattr(args, k) is not None}
     if args.data_dir:
@@ -104,8 +108,8 @@ def out_folder(cfg: TrainConfig, out: str | None) -> Path:
 
 
 # ----------------------------------------------------------------------------------------- training
-def make_optimizer(cfg: TrainConfig, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
-    """Adagrad (the original project's), AdamW or SGD with momentum."""
+def make_optimizer(cfg: TrainConfig, params: list) -> torch.optim.Optimizer:
+    """Adagrad (the original project's), AdamW or SGD with momentum, over parameters or parameter groups."""
     if cfg.optimizer == "adagrad":
         return torch.optim.Adagrad(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "adamw":
@@ -240,6 +244,19 @@ def check_lesion_term(cfg: TrainConfig) -> None:
                          "original's random triplets")
 
 
+def check_loss(cfg: TrainConfig) -> None:
+    """ValueError for an unknown --loss, or a class-level loss without the P x K batches it needs (before any work)."""
+    _, other = terms(cfg.loss)
+    if other is not None and cfg.mining == "random":
+        raise ValueError(f"--loss {cfg.loss} needs P x K batches (--mining semi-hard or batch-hard), not the "
+                         "original's random triplets")
+
+
+def make_objective(cfg: TrainConfig, n_classes: int, device: torch.device) -> Objective:
+    """The named loss with the lesion term; its parameters start from `cfg.seed` alike on every rank."""
+    return Objective(cfg.loss, cfg.mining, cfg.loss_margin, cfg.lesion_weight, n_classes, cfg.em, cfg.seed).to(device)
+
+
 def make_sampler(cfg: TrainConfig, train_labels: np.ndarray,
                  train_lesions: np.ndarray | None = None) -> PKSampler | TripletSampler:
     """Random triplets (the original's) or P x K class-balanced batches for in-batch mining; with a lesion term,
@@ -251,26 +268,25 @@ def make_sampler(cfg: TrainConfig, train_labels: np.ndarray,
     return PKSampler(train_labels, p, cfg.samples_per_class, cfg.class_power, seed=cfg.seed, groups=groups)
 
 
-def train_step(cfg: TrainConfig, net: torch.nn.Module, inputs: Inputs, batch: list[int],
+def train_step(cfg: TrainConfig, net: torch.nn.Module, objective: Objective, inputs: Inputs, batch: list[int],
                generator: torch.Generator, world: World) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Forward and backward of one global batch: this rank embeds its share, mining and the loss see all of it.
 
-    Returns (loss, embeddings, labels) of the global batch, detached.
+    Every rank computes the objective on the whole batch, so the objective's own parameters (proxies) get the same
+    gradient on every rank without being reduced. Returns (loss, embeddings, labels) of the global batch, detached.
     """
     x = inputs.train_batch(batch, generator)  # the whole batch on every rank: the same augmentation draws
-    y = inputs.data.labels[inputs.data.train_rows[np.asarray(batch)]].to(inputs.device)
+    rows = inputs.data.train_rows[np.asarray(batch)]
+    y = inputs.data.labels[rows].to(inputs.device)
     emb = gather(net(x[world.share_of(len(x))], cfg.freeze), world)
-    loss = triplet_loss(emb, mine(cfg.mining, emb, y, cfg.loss_margin), cfg.loss_margin)
-    if cfg.lesion_weight:
-        lesions = inputs.lesions[inputs.data.train_rows[np.asarray(batch)]]
-        loss = loss + cfg.lesion_weight * lesion_contrast(emb, lesions.to(inputs.device))
+    loss = objective(emb, y, inputs.lesions[rows].to(inputs.device))
     loss.backward()
     return loss.detach(), emb.detach(), y
 
 
-def train_epoch(cfg: TrainConfig, epoch: int, model: Embedder, net: torch.nn.Module, inputs: Inputs, sampler,
-                opt: torch.optim.Optimizer, generator: torch.Generator, world: World = World(),
-                wb=None) -> dict[str, float]:
+def train_epoch(cfg: TrainConfig, epoch: int, model: Embedder, net: torch.nn.Module, objective: Objective,
+                inputs: Inputs, sampler, opt: torch.optim.Optimizer, generator: torch.Generator,
+                world: World = World(), wb=None) -> dict[str, float]:
     """One pass over the sampler's batches; returns the epoch's mean loss and margin-violation share.
 
     `net` is `model` itself, or its DistributedDataParallel wrapper when there are several ranks.
@@ -287,7 +303,7 @@ def train_epoch(cfg: TrainConfig, epoch: int, model: Embedder, net: torch.nn.Mod
         if step >= n_batches:
             break
         opt.zero_grad(set_to_none=True)
-        loss, emb, y = train_step(cfg, net, inputs, batch, generator, world)
+        loss, emb, y = train_step(cfg, net, objective, inputs, batch, generator, world)
         opt.step()
         losses.append(loss.item())
         violating.append(margin_violations(emb, y, cfg.loss_margin))
@@ -300,22 +316,25 @@ def train_epoch(cfg: TrainConfig, epoch: int, model: Embedder, net: torch.nn.Mod
             "violating_triplets": float(np.nanmean(violating)) if violating else float("nan")}
 
 
-def save_state(path: Path, epoch: int, model: Embedder, opt, sched, generator: torch.Generator,
-               curves: list[dict]) -> None:
+def save_state(path: Path, epoch: int, model: Embedder, objective: Objective, opt, sched,
+               generator: torch.Generator, curves: list[dict]) -> None:
     """Everything --resume needs, in one file replaced atomically (a kill -9 leaves the previous epoch's)."""
     tmp = path.with_suffix(".tmp")
-    torch.save({"epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(), "generator": generator.get_state(),
+    # the objective's parameters (a proxy loss's proxies) resume with the model; the exported checkpoint leaves them out
+    torch.save({"epoch": epoch, "model": model.state_dict(), "objective": objective.state_dict(),
+                "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "generator": generator.get_state(),
                 "torch_rng": torch.get_rng_state(), "curves": curves}, tmp)
     os.replace(tmp, path)
 
 
-def load_state(path: Path, model: Embedder, opt, sched, generator: torch.Generator) -> tuple[int, list[dict]]:
+def load_state(path: Path, model: Embedder, objective: Objective, opt, sched,
+               generator: torch.Generator) -> tuple[int, list[dict]]:
     """Restore what `save_state` wrote; returns (epochs done, curves so far)."""
     state = torch.load(path, map_location="cpu", weights_only=True)
     if "model" not in state:
         raise ValueError(f"{path} was written by an older skinsim and cannot be resumed exactly; start the run again")
     model.load_state_dict(state["model"])
+    objective.load_state_dict(state.get("objective", {}))  # states from before --loss: triplet, nothing to load
     opt.load_state_dict(state["optimizer"])
     sched.load_state_dict(state["scheduler"])
     generator.set_state(state["generator"])
@@ -338,6 +357,7 @@ def build_model(cfg: TrainConfig, device: torch.device, world: World) -> tuple[E
 def train(cfg: TrainConfig, final: Path, resume: bool = False) -> Path:
     """Run the whole pipeline for one config and return the finished run folder (every rank returns it)."""
     check_lesion_term(cfg)
+    check_loss(cfg)
     clock: dict[str, float] = {}
     tick = time.perf_counter()
     make_deterministic(cfg.seed)
@@ -364,13 +384,17 @@ def train(cfg: TrainConfig, final: Path, resume: bool = False) -> Path:
     inputs = Inputs(cfg, model, data, device, generator, world)
     clock["cache"] = time.perf_counter() - tick
 
-    opt = make_optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
+    objective = make_objective(cfg, len(data.classes), device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    # a proxy loss's own parameters in a group of their own; the triplet loss has none (its optimizer as before)
+    extra = list(objective.parameters())
+    opt = make_optimizer(cfg, [{"params": params}, {"params": extra}] if extra else params)
     sched = make_scheduler(cfg, opt)
     sampler = make_sampler(cfg, data.table["dx"].to_numpy()[data.train_rows],
                            data.table["lesion_id"].to_numpy()[data.train_rows])
     first_epoch, curves = 0, []
     if resume and state_path.is_file():
-        first_epoch, curves = load_state(state_path, model, opt, sched, generator)
+        first_epoch, curves = load_state(state_path, model, objective, opt, sched, generator)
         say(f"resuming {work} after epoch {first_epoch}")
     wb = start_wandb(cfg, final.name) if world.is_main else None
     clock["train"] = sum(r["time_s"] for r in curves)
@@ -378,7 +402,7 @@ def train(cfg: TrainConfig, final: Path, resume: bool = False) -> Path:
     dx = data.table["dx"].to_numpy()
     for epoch in range(first_epoch, cfg.epochs):
         tick = time.perf_counter()
-        row = train_epoch(cfg, epoch, model, net, inputs, sampler, opt, generator, world, wb)
+        row = train_epoch(cfg, epoch, model, net, objective, inputs, sampler, opt, generator, world, wb)
         lr = opt.param_groups[0]["lr"]
         sched.step()
         val_p1 = quick_p_at_1(inputs.embed(data.val_rows, False), dx[data.val_rows],
@@ -393,7 +417,7 @@ def train(cfg: TrainConfig, final: Path, resume: bool = False) -> Path:
                     "train/violating_triplets": row["violating_triplets"], "epoch": epoch + 1})
         if world.is_main:
             save_curves(curves, work)
-            save_state(state_path, epoch + 1, model, opt, sched, generator, curves)
+            save_state(state_path, epoch + 1, model, objective, opt, sched, generator, curves)
 
     tick = time.perf_counter()
     vectors = inputs.embed(np.arange(len(data.table)), cfg.tta)  # sharded across ranks, gathered on each

@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[1]
 # module -> what its --help must list (flags, or subcommands with their one-line help)
 HELP = {
     "skinsim.train": ["--preset", "--data-dir", "--out", "--resume", "--epochs", "--backbone", "--image-size",
-                      "--seed", "--split-seed"],
+                      "--seed", "--split-seed", "--loss", "proxy-anchor", "triplet+"],
     "skinsim.evaluate": ["run"],
     "skinsim.benchmark": ["--data-dir", "--seed-steps", "--skip-trained", "--retrain", "--train-seeds",
                           "--only-spread"],

@@ -138,6 +138,42 @@ def test_a_lesion_term_that_cannot_work_is_refused_before_any_work(extra: list[s
     assert not out.exists() and not (out.parent / ".refused.partial").exists()
 
 
+@pytest.mark.parametrize("loss", ["proxy-anchor", "triplet+multi-similarity"])
+def test_another_loss_writes_a_complete_run_whose_checkpoint_is_the_embedder_alone(loss: str, synthetic_data: Path,
+                                                                                   tmp_path: Path):
+    from skinsim.model import Embedder
+
+    out = tmp_path / "other-loss"
+    assert main(["--data-dir", str(synthetic_data), *TINY_ARGS, "--max_steps", "2", "--loss", loss,
+                 "--lesion-weight", "0.5", "--out", str(out), "--no-audit"]) == 0
+    for name in RUN_FILES:
+        assert (out / name).is_file() or name.startswith("audit"), name
+    cfg = TrainConfig.from_dict(json.loads((out / "config.json").read_text()))
+    assert cfg.loss == loss and cfg.lesion_weight == 0.5
+    assert np.isfinite(pd.read_csv(out / "curves.csv")["train_loss"]).all()
+    # proxies train with the model but are no part of it: the checkpoint loads into a plain embedder
+    assert load_file(out / "checkpoint.safetensors").keys() == Embedder(em=16, pretrained="none").state_dict().keys()
+
+
+def test_the_loss_flag_defaults_to_the_triplet_loss_in_every_preset():
+    assert parse_args([])[0].loss == "triplet" and parse_args(["--preset", "seed"])[0].loss == "triplet"
+    assert parse_args(["--loss", "triplet+proxy-anchor"])[0].loss == "triplet+proxy-anchor"
+    assert TrainConfig.from_dict({"mining": "random"}).loss == "triplet"  # runs made before --loss
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--loss", "arcface"], "unknown --loss 'arcface'; choose triplet, multi-similarity"),
+    (["--loss", "triplet+triplet"], "unknown --loss"),
+    (["--loss", "proxy-anchor", "--mining", "random", "--lesion-weight", "0"], "--loss proxy-anchor needs P x K"),
+    (["--loss", "triplet+supcon", "--preset", "seed", "--lesion-weight", "0"], "--loss triplet+supcon needs P x K")])
+def test_a_loss_that_cannot_work_is_refused_before_any_work(extra: list[str], message: str, synthetic_data: Path,
+                                                            tmp_path: Path, capsys):
+    out = tmp_path / "refused"
+    assert main(["--data-dir", str(synthetic_data), *TINY_ARGS, *extra, "--out", str(out), "--no-audit"]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists() and not (out.parent / ".refused.partial").exists()
+
+
 def test_a_dev_fold_run_never_trains_or_scores_on_validation_and_test(synthetic_data: Path, tmp_path: Path):
     from skinsim.splits import make_split
 
@@ -263,6 +299,32 @@ def test_kill_9_mid_epoch_then_resume_ends_equal_to_a_run_left_alone(repro_run: 
     assert not out.exists() and torch.load(work / "train_state.pt", weights_only=True)["epoch"] == 1
     assert main(["--resume", str(out)]) == 0
     assert_same_run(repro_run, out)
+
+
+def test_a_proxy_loss_run_resumed_ends_equal_to_a_run_left_alone(synthetic_data: Path, tmp_path: Path,
+                                                                  monkeypatch):
+    """The proxies and their optimizer state resume with the model (a fresh init would end elsewhere)."""
+    import skinsim.train as T
+
+    args = ["--data-dir", str(synthetic_data), *TINY_ARGS, "--epochs", "3", "--max_steps", "3",
+            "--loss", "triplet+proxy-anchor", "--no-audit"]
+    alone, out = tmp_path / "alone", tmp_path / "resumed"
+    assert main([*args, "--out", str(alone)]) == 0
+    real_set_epoch = T.PKSampler.set_epoch
+
+    def interrupt_at_second_epoch(self, epoch):
+        if epoch == 1:
+            raise KeyboardInterrupt
+        real_set_epoch(self, epoch)
+
+    monkeypatch.setattr(T.PKSampler, "set_epoch", interrupt_at_second_epoch)
+    assert main([*args, "--out", str(out)]) == 130
+    state = torch.load(tmp_path / ".resumed.partial" / "train_state.pt", weights_only=True)
+    assert state["epoch"] == 1 and state["objective"]["other.proxies"].shape == (7, 16)
+    assert len(state["optimizer"]["param_groups"]) == 2  # the proxies' own group
+    monkeypatch.setattr(T.PKSampler, "set_epoch", real_set_epoch)
+    assert main(["--resume", str(out)]) == 0
+    assert_same_run(alone, out)
 
 
 def test_benchmark_spread_over_training_seeds(monkeypatch):

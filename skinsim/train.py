@@ -241,7 +241,7 @@ def check_lesion_term(cfg: TrainConfig) -> None:
         raise ValueError(f"--lesion-weight must be 0 or more, not {cfg.lesion_weight}")
     if cfg.lesion_weight and cfg.mining == "random":
         raise ValueError("--lesion-weight needs P x K batches (--mining semi-hard or batch-hard), not the "
-                         "original's random triplets")
+                         "original's random triplets: add --lesion-weight 0 to train random triplets alone")
 
 
 def check_loss(cfg: TrainConfig) -> None:

@@ -64,6 +64,7 @@ def row(method: str, protocol: str, report: dict, seconds: float | None, note: s
             "mel P@1": mel, "MAP@R": o["map_at_r"], "kNN bal. acc": o["knn_balanced_accuracy"],
             "P@1 (search +train)": report.get("with_train", {}).get("overall", {}).get("p_at_1"),
             "same-lesion R@1": (report.get("same_lesion") or {}).get("r_at_1"),
+            "macro P@1 both ways": ((report.get("both_ways") or {}).get("both_ways") or {}).get("macro_p_at_1"),
             "train+embed s": seconds, "note": note}
 
 
@@ -75,7 +76,7 @@ def baseline_row(method: str, protocol: str, report: dict) -> dict:
             "mel P@1": mel, "MAP@R": b.get("map_at_r"), "kNN bal. acc": b.get("knn_balanced_accuracy"),
             "P@1 (search +train)": None,
             "same-lesion R@1": (report.get("same_lesion") or {}).get("random_r_at_1") if method == "random" else None,
-            "train+embed s": 0.0, "note": "expected value" if method == "random" else ""}
+            "macro P@1 both ways": None, "train+embed s": 0.0, "note": "expected value" if method == "random" else ""}
 
 
 def trained_row(method: str, protocol: str, data_dir: Path, overrides: dict, note: str, force: bool,
@@ -120,13 +121,14 @@ def spread_rows(data_dir: Path, seeds: list[int], force: bool) -> list[dict]:
         rows.append(trained_row(f"old default seed {seed}", "lesion", data_dir, over, "", force,
                                 name=f"bench-default-lesion-seed{seed}"))
         print(format_table(rows[-1:]), flush=True)
-    return summarised("old default, seeds", rows)
+    return summarised("old default", rows)
 
 
-def split_seed_rows(data_dir: Path, split_seeds: list[int], force: bool) -> list[dict]:
+def split_seed_rows(data_dir: Path, split_seeds: list[int], force: bool, trained_only: bool = False) -> list[dict]:
     """The default recipe beside the old one on each split seed (training seed 42): val -> test once per recipe.
 
-    The old default's split-42 run is the spread table's seed-42 run.
+    The old default's split-42 run is the spread table's seed-42 run. `trained_only` reports the runs that
+    exist and names the missing ones instead of training them.
     """
     rows = []
     for label, over, prefix in (("old default", OLD_DEFAULT, "bench-old-default-split"),
@@ -134,13 +136,13 @@ def split_seed_rows(data_dir: Path, split_seeds: list[int], force: bool) -> list
         these = []
         for s in split_seeds:
             name = "bench-default-lesion-seed42" if (label == "old default" and s == 42) else f"{prefix}{s}"
+            if trained_only and not runs.is_run(runs.runs_dir() / name):
+                print(f"{label} split {s}: run {name} not trained (--trained-only)", flush=True)
+                continue
             these.append(trained_row(f"{label} split {s}", "lesion", data_dir, {**over, "seed": 42, "split_seed": s},
                                      "", force, name=name))
-            run = runs.load_run(runs.runs_dir() / name)
-            both = (run.metrics.get("both_ways") or {}).get("both_ways") or {}
-            these[-1]["macro P@1 both ways"] = both.get("macro_p_at_1")
             print(format_table(these[-1:]), flush=True)
-        rows += summarised(f"{label}, split seeds", these)
+        rows += summarised(f"{label} over split seeds", these) if these else []
     return rows
 
 
@@ -173,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split-seeds", default="42,43,44",
                         help="split seeds of the default-vs-old-default table (training seed 42); '' skips it")
     parser.add_argument("--only-splits", action="store_true", help="only the table over --split-seeds")
+    parser.add_argument("--trained-only", action="store_true",
+                        help="with --only-splits: report the runs already trained, name the missing ones")
     parser.add_argument("--retrain", action="store_true", help="train the bench-* runs again even if they exist")
     args = parser.parse_args(argv)
     data_dir = resolve_data_dir(args.data_dir)
@@ -180,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     split_seeds = [int(s) for s in args.split_seeds.split(",") if s.strip()]
     if args.only_splits:
         print(SPLITS_TITLE)
-        print(format_table(split_seed_rows(data_dir, split_seeds, args.retrain)))
+        print(format_table(split_seed_rows(data_dir, split_seeds, args.retrain, args.trained_only)))
         return 0
     if args.only_spread:
         print("\nthe old default recipe over training seeds (lesion split, split seed 42)\n")

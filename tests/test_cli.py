@@ -16,7 +16,7 @@ HELP = {
                       "--seed", "--split-seed", "--loss", "proxy-anchor", "triplet+"],
     "skinsim.evaluate": ["run"],
     "skinsim.benchmark": ["--data-dir", "--seed-steps", "--skip-trained", "--retrain", "--train-seeds",
-                          "--only-spread"],
+                          "--only-spread", "--split-seeds", "--only-splits", "--trained-only"],
     "skinsim.audit": ["run", "--k", "--dup-k", "--dup-threshold", "--phash-threshold", "--data-dir", "--no-images",
                       "--bench"],
     "skinsim.search": ["IMAGE", "--id", "--run", "-k", "--search-space", "--archive", "--index"],
@@ -27,6 +27,7 @@ HELP = {
     "skinsim.bench_search": ["--sizes", "--queries", "--markdown", "--threads"],
     "skinsim.bench_load": ["--run", "--users", "--clicks"],
     "skinsim.screen": ["--data-dir", "--losses", "--seeds"],
+    "skinsim.hubness": ["run", "--k", "CSLS", "--dev-fold"],
     "skinsim.data": ["download", "check", "download HAM10000", "check that a HAM10000 folder"],
     "skinsim.data.download": ["--dest", "--source", "--base-url", "--keep-archives", "--force"],
 }

@@ -342,8 +342,43 @@ def test_benchmark_spread_over_training_seeds(monkeypatch):
     assert seen == [(1, 42, "bench-default-lesion-seed1"), (2, 42, "bench-default-lesion-seed2"),
                     (3, 42, "bench-default-lesion-seed3")]
     by_method = {r["method"]: r for r in rows}
-    assert by_method["default, mean of 3 seeds"]["P@1"] == pytest.approx(0.73)
+    assert by_method["old default, mean of 3"]["P@1"] == pytest.approx(0.73)
     # sd of 0.70, 0.74, 0.75: deviations -0.03, 0.01, 0.02 -> sqrt(0.0014 / 2)
-    assert by_method["default, sd of 3 seeds"]["P@1"] == pytest.approx((0.0014 / 2) ** 0.5)
-    assert by_method["default, max - min of 3 seeds"]["P@1"] == pytest.approx(0.05)
-    assert by_method["default, sd of 3 seeds"]["macro P@1"] == pytest.approx(0.0)
+    assert by_method["old default, sd of 3"]["P@1"] == pytest.approx((0.0014 / 2) ** 0.5)
+    assert by_method["old default, max - min of 3"]["P@1"] == pytest.approx(0.05)
+    assert by_method["old default, sd of 3"]["macro P@1"] == pytest.approx(0.0)
+
+
+def test_benchmark_default_beside_the_old_one_over_split_seeds(monkeypatch, tmp_path):
+    import skinsim.benchmark as B
+
+    seen = []
+
+    def fake_trained_row(method, protocol, data_dir, overrides, note, force, name=None):
+        seen.append((method, overrides.get("lesion_weight"), overrides["split_seed"], name))
+        return {"method": method, "protocol": protocol, "P@1": 0.7 + overrides["split_seed"] / 1000, "note": note}
+
+    monkeypatch.setattr(B, "trained_row", fake_trained_row)
+    rows = B.split_seed_rows(Path("."), [1, 2], force=False)
+    assert seen == [("old default split 1", 0.0, 1, "bench-old-default-split1"),
+                    ("old default split 2", 0.0, 2, "bench-old-default-split2"),
+                    ("default split 1", None, 1, "bench-default-split1"),
+                    ("default split 2", None, 2, "bench-default-split2")]
+    by_method = {r["method"]: r for r in rows}
+    assert by_method["default over split seeds, mean of 2"]["P@1"] == pytest.approx(0.7015)
+    assert by_method["old default over split seeds, max - min of 2"]["P@1"] == pytest.approx(0.001)
+    assert B.split_seed_rows(Path("."), [42], force=False)[0]["method"] == "old default split 42"
+    assert seen[-2][-1] == "bench-default-lesion-seed42"  # the spread table's run
+    # --trained-only: a missing run is named, not trained
+    monkeypatch.setattr(B.runs, "runs_dir", lambda: tmp_path)
+    seen.clear()
+    assert B.split_seed_rows(Path("."), [7], force=False, trained_only=True) == [] and seen == []
+
+
+def test_the_default_has_the_lesion_term_and_older_runs_read_without_it():
+    from skinsim.config import TrainConfig, preset
+
+    assert preset("default").lesion_weight == 1.0 and preset("seed").lesion_weight == 0.0
+    assert TrainConfig.from_dict({"mining": "semi-hard"}).lesion_weight == 0.0  # a run made before issue 8
+    cfg, _ = parse_args(["--mining", "random", "--lesion-weight", "0"])
+    assert cfg.lesion_weight == 0.0 and cfg.mining == "random"

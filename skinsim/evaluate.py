@@ -15,7 +15,7 @@ import pandas as pd
 from skinsim import metrics as M
 from skinsim.config import TrainConfig
 from skinsim.neighbours import nearest
-from skinsim.runs import load_run, write_json
+from skinsim.runs import open_run_or_say, write_json
 
 KNN_K = 5
 SEED_FIGURE_QUERIES = 200
@@ -231,10 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m skinsim.evaluate", description=__doc__)
     parser.add_argument("run", nargs="?", default="latest", help="run folder or name under data/runs")
     args = parser.parse_args(argv)
-    try:
-        run = load_run(args.run)
-    except FileNotFoundError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    run = open_run_or_say(args.run)
+    if run is None:
         return 2
     table, vectors = run.embeddings()
     report = evaluate(table, vectors, seed=TrainConfig.from_dict(run.config).split_rng)

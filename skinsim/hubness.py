@@ -65,7 +65,7 @@ def report(table: pd.DataFrame, vectors: np.ndarray, k: int) -> dict[str, float]
 def main(argv: list[str] | None = None) -> int:
     """CLI: one row per k for a run."""
     from skinsim.benchmark import format_table
-    from skinsim.runs import load_run
+    from skinsim.runs import open_run_or_say
 
     parser = argparse.ArgumentParser(prog="python -m skinsim.hubness", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -78,10 +78,8 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError
     except ValueError:
         parser.error(f"--k takes comma-separated whole numbers >= 0, not {args.k!r}")
-    try:
-        run = load_run(args.run)
-    except FileNotFoundError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    run = open_run_or_say(args.run)
+    if run is None:
         return 2
     table, vectors = run.embeddings()
     if not run.config.get("dev_fold"):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Callable
@@ -195,6 +196,15 @@ def load_run(run: str | Path | None = None, root: Path | None = None) -> Run:
     metrics_path = path / "metrics.json"
     metrics = read_json(metrics_path) if metrics_path.is_file() else {}
     return Run(path=path, config=read_json(path / "config.json"), metrics=metrics)
+
+
+def open_run_or_say(run: str | Path | None) -> Run | None:
+    """`load_run` for a command line: a missing run prints one 'error:' line to stderr and gives None."""
+    try:
+        return load_run(run)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
 
 
 class RunWriter:

@@ -235,19 +235,18 @@ class Inputs:
         return embed_batches(self.model, len(rows), get, self.cfg.freeze, tta, device=self.device, world=self.world)
 
 
-def check_lesion_term(cfg: TrainConfig) -> None:
-    """ValueError when the lesion term is asked for where it cannot work (checked before any work is done)."""
+def check_objective(cfg: TrainConfig) -> None:
+    """ValueError for an unknown --loss, a negative lesion weight, or a lesion term or class-level loss without the
+    P x K batches it needs (checked before any work is done)."""
     if cfg.lesion_weight < 0:
         raise ValueError(f"--lesion-weight must be 0 or more, not {cfg.lesion_weight}")
-    if cfg.lesion_weight and cfg.mining == "random":
+    _, other = terms(cfg.loss)
+    if cfg.mining != "random":
+        return
+    if cfg.lesion_weight:
         raise ValueError("--lesion-weight needs P x K batches (--mining semi-hard or batch-hard), not the "
                          "original's random triplets: add --lesion-weight 0 to train random triplets alone")
-
-
-def check_loss(cfg: TrainConfig) -> None:
-    """ValueError for an unknown --loss, or a class-level loss without the P x K batches it needs (before any work)."""
-    _, other = terms(cfg.loss)
-    if other is not None and cfg.mining == "random":
+    if other is not None:
         raise ValueError(f"--loss {cfg.loss} needs P x K batches (--mining semi-hard or batch-hard), not the "
                          "original's random triplets")
 
@@ -356,8 +355,7 @@ def build_model(cfg: TrainConfig, device: torch.device, world: World) -> tuple[E
 
 def train(cfg: TrainConfig, final: Path, resume: bool = False) -> Path:
     """Run the whole pipeline for one config and return the finished run folder (every rank returns it)."""
-    check_lesion_term(cfg)
-    check_loss(cfg)
+    check_objective(cfg)
     clock: dict[str, float] = {}
     tick = time.perf_counter()
     make_deterministic(cfg.seed)

@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 
 from skinsim import runs
-from skinsim.config import preset
+from skinsim.config import TrainConfig, preset
 from skinsim.data import load_dataset, resolve_data_dir
 from skinsim.data.images import decode_all
 from skinsim.evaluate import majority_baseline, retrieval_report, same_lesion_report
@@ -83,15 +83,29 @@ def trained_row(method: str, protocol: str, data_dir: Path, overrides: dict, not
                 name: str | None = None) -> dict:
     """Reuse or train the run `name` (default bench-<method>-<protocol>) and report its stored metrics and times."""
     folder = runs.runs_dir() / (name or f"bench-{method}-{protocol}")
-    if force or not runs.is_run(folder):
+    cfg = preset("seed" if method == "seed" else "default", data_dir=str(data_dir), split=protocol, **overrides)
+    stale = runs.is_run(folder) and recipe_changes(runs.load_run(folder).config, cfg)
+    if stale:
+        print(f"{folder.name} was trained with another recipe ({', '.join(stale)}); training it again", flush=True)
+    if force or stale or not runs.is_run(folder):
         from skinsim.train import train
 
-        base = "seed" if method == "seed" else "default"
-        train(preset(base, data_dir=str(data_dir), split=protocol, **overrides), folder)
+        train(cfg, folder)
     run = runs.load_run(folder)
     t = run.config.get("meta", {}).get("time_s", {})
     seconds = sum(t.get(k, 0.0) for k in ("decode", "cache", "train", "embed", "umap"))
     return row(method, protocol, run.metrics, seconds, note)
+
+
+# settings that change where a run is read from or how it reports, not what it learns
+NOT_RECIPE = {"data_dir", "dataset", "device", "workers", "wandb", "audit", "log_interval"}
+
+
+def recipe_changes(saved: dict, cfg: TrainConfig) -> list[str]:
+    """'field: stored -> wanted' for each recipe setting where a stored run's config.json differs from `cfg`."""
+    stored = TrainConfig.from_dict(saved).to_dict()
+    wanted = cfg.to_dict()
+    return [f"{k}: {stored[k]} -> {v}" for k, v in wanted.items() if k not in NOT_RECIPE and stored[k] != v]
 
 
 # The default recipe before issue 8 (2026-11-29): class-only triplets for 10 epochs over 3 cached views.

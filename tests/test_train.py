@@ -375,6 +375,39 @@ def test_benchmark_default_beside_the_old_one_over_split_seeds(monkeypatch, tmp_
     assert B.split_seed_rows(Path("."), [7], force=False, trained_only=True) == [] and seen == []
 
 
+def test_benchmark_retrains_a_stored_run_whose_recipe_is_not_the_one_asked_for(monkeypatch, tmp_path, capsys):
+    import json
+
+    import skinsim.benchmark as B
+    import skinsim.train as T
+    from skinsim.config import preset
+
+    def store(name, cfg):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "embeddings.parquet").write_bytes(b"")
+        (folder / "config.json").write_text(json.dumps({**cfg.to_dict(), "meta": {"time_s": {"train": 5.0}}}))
+        overall = {"p_at_1": 0.5, "macro_p_at_1": 0.4, "map_at_r": 0.3, "knn_balanced_accuracy": 0.2}
+        (folder / "metrics.json").write_text(json.dumps({"overall": overall}))
+
+    trained = []
+    monkeypatch.setattr(B.runs, "runs_dir", lambda: tmp_path)
+    monkeypatch.setattr(T, "train", lambda cfg, folder: trained.append((folder.name, cfg.lesion_weight)))
+    # the same recipe read from another folder, device or worker count: reused as it is
+    store("same", preset("default", data_dir="/elsewhere", split="lesion", device="cpu", workers=1, seed=7))
+    assert B.trained_row("d", "lesion", Path("data"), {"seed": 7}, "", False, name="same")["P@1"] == 0.5
+    assert trained == []
+    # a run trained before the lesion term (its config has no lesion_weight): not the default any more
+    old = preset("default", data_dir="data", split="lesion").to_dict()
+    del old["lesion_weight"]
+    store("old", preset("default", data_dir="data", split="lesion", lesion_weight=0.0))
+    (tmp_path / "old" / "config.json").write_text(json.dumps({**old, "meta": {}}))
+    B.trained_row("d", "lesion", Path("data"), {}, "", False, name="old")
+    assert trained == [("old", 1.0)]
+    assert "old was trained with another recipe (lesion_weight: 0.0 -> 1.0)" in capsys.readouterr().out
+    assert B.recipe_changes(old, preset("default", lesion_weight=0.0)) == []
+
+
 def test_the_default_has_the_lesion_term_and_older_runs_read_without_it():
     from skinsim.config import TrainConfig, preset
 

@@ -27,7 +27,7 @@ from skinsim import runs
 from skinsim.config import TrainConfig, preset
 from skinsim.data import load_dataset, resolve_data_dir
 from skinsim.data.images import decode_all
-from skinsim.evaluate import majority_baseline, retrieval_report, same_lesion_report
+from skinsim.evaluate import both_ways_report, majority_baseline, retrieval_report, same_lesion_report
 from skinsim.model import Embedder
 from skinsim.splits import make_split
 from skinsim.transforms import normalise
@@ -160,6 +160,22 @@ def split_seed_rows(data_dir: Path, split_seeds: list[int], force: bool, trained
     return rows
 
 
+def frozen_split_rows(data_dir: Path, split_seeds: list[int]) -> list[dict]:
+    """Frozen ImageNet Lite0 features on each split seed's lesion split: the baseline same-lesion R@1 must beat."""
+    table = load_dataset(data_dir, check_images=False)
+    tick = time.perf_counter()
+    frozen = frozen_vectors(data_dir, list(table["path"]))
+    seconds = time.perf_counter() - tick
+    rows = []
+    for s in split_seeds:
+        t = table.assign(split=make_split(table, "lesion", s))
+        report = retrieval_report(t, frozen)
+        report["same_lesion"] = same_lesion_report(t, frozen)
+        report["both_ways"] = both_ways_report(t, frozen)
+        rows.append(row(f"frozen ImageNet Lite0 split {s}", "lesion", report, seconds))
+    return rows
+
+
 def format_table(rows: list[dict]) -> str:
     """A Markdown table."""
     table = pd.DataFrame(rows)
@@ -198,7 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     split_seeds = [int(s) for s in args.split_seeds.split(",") if s.strip()]
     if args.only_splits:
         print(SPLITS_TITLE)
-        print(format_table(split_seed_rows(data_dir, split_seeds, args.retrain, args.trained_only)))
+        rows = split_seed_rows(data_dir, split_seeds, args.retrain, args.trained_only)
+        print(format_table(rows + frozen_split_rows(data_dir, split_seeds)))
         return 0
     if args.only_spread:
         print("\nthe old default recipe over training seeds (lesion split, split seed 42)\n")
@@ -247,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
         print(format_table(spread_rows(data_dir, seeds, args.retrain)))
     if split_seeds and not args.skip_trained:
         print(SPLITS_TITLE)
-        print(format_table(split_seed_rows(data_dir, split_seeds, args.retrain)))
+        rows = split_seed_rows(data_dir, split_seeds, args.retrain)
+        print(format_table(rows + frozen_split_rows(data_dir, split_seeds)))
     return 0
 
 

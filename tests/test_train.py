@@ -408,6 +408,25 @@ def test_benchmark_retrains_a_stored_run_whose_recipe_is_not_the_one_asked_for(m
     assert B.recipe_changes(old, preset("default", lesion_weight=0.0)) == []
 
 
+def test_benchmark_frozen_rows_score_each_split_seeds_lesion_split(monkeypatch, tmp_path):
+    import skinsim.benchmark as B
+    from skinsim.evaluate import same_lesion_report
+    from skinsim.splits import make_split
+    from tests.conftest import make_synthetic_dataset
+
+    table = make_synthetic_dataset(tmp_path, lesions_per_class=6, images_per_lesion=2)
+    vectors = np.random.default_rng(0).normal(size=(len(table), 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    monkeypatch.setattr(B, "frozen_vectors", lambda data_dir, paths: vectors)
+    rows = B.frozen_split_rows(tmp_path, [3, 4])
+    assert [r["method"] for r in rows] == ["frozen ImageNet Lite0 split 3", "frozen ImageNet Lite0 split 4"]
+    loaded = B.load_dataset(tmp_path, check_images=False)
+    for seed, r in zip([3, 4], rows):
+        expected = same_lesion_report(loaded.assign(split=make_split(loaded, "lesion", seed)), vectors)
+        assert r["same-lesion R@1"] == pytest.approx(expected["r_at_1"])
+        assert 0 <= r["macro P@1 both ways"] <= 1
+
+
 def test_the_default_has_the_lesion_term_and_older_runs_read_without_it():
     from skinsim.config import TrainConfig, preset
 

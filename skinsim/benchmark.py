@@ -4,13 +4,15 @@
 
 Rows: always-nv, random retrieval, raw-pixel kNN, frozen ImageNet EfficientNet-Lite0 features, the original
 project's recipe (`--preset seed`, shortened to `--seed-steps` batches unless --seed-steps 0), and the default
-recipe. Trained rows reuse finished runs named bench-<method>-<protocol> under data/runs (or train them).
+recipe. Trained rows reuse finished runs named bench-<method>-<protocol> under data/runs when their
+config.json holds the recipe asked for, and train them otherwise.
 Queries are the validation split, the search space the test split, for both protocols.
 
 A second table trains the old default recipe (before issue 8) with each of `--train-seeds` on the same lesion
 split and reports their mean, standard deviation and range: runs are deterministic for one seed, so this is the
 noise a change of recipe has to beat. A third trains the default and the old default on each of `--split-seeds`
-(training seed 42) and reports val -> test once per recipe and split, with mean and spread.
+(training seed 42) and reports val -> test once per recipe and split, with mean and spread, beside frozen
+ImageNet Lite0 features on each of those splits.
 """
 from __future__ import annotations
 

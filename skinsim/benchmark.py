@@ -86,10 +86,11 @@ def trained_row(method: str, protocol: str, data_dir: Path, overrides: dict, not
     """Reuse or train the run `name` (default bench-<method>-<protocol>) and report its stored metrics and times."""
     folder = runs.runs_dir() / (name or f"bench-{method}-{protocol}")
     cfg = preset("seed" if method == "seed" else "default", data_dir=str(data_dir), split=protocol, **overrides)
-    stale = runs.is_run(folder) and recipe_changes(runs.load_run(folder).config, cfg)
+    stored = runs.is_run(folder)
+    stale = stored and recipe_changes(runs.load_run(folder).config, cfg)
     if stale:
         print(f"{folder.name} was trained with another recipe ({', '.join(stale)}); training it again", flush=True)
-    if force or stale or not runs.is_run(folder):
+    if force or stale or not stored:
         from skinsim.train import train
 
         train(cfg, folder)
@@ -162,20 +163,32 @@ def split_seed_rows(data_dir: Path, split_seeds: list[int], force: bool, trained
     return rows
 
 
-def frozen_split_rows(data_dir: Path, split_seeds: list[int]) -> list[dict]:
-    """Frozen ImageNet Lite0 features on each split seed's lesion split: the baseline same-lesion R@1 must beat."""
-    table = load_dataset(data_dir, check_images=False)
-    tick = time.perf_counter()
-    frozen = frozen_vectors(data_dir, list(table["path"]))
-    seconds = time.perf_counter() - tick
+def frozen_split_rows(data_dir: Path, split_seeds: list[int],
+                      frozen: tuple[pd.DataFrame, np.ndarray, float] | None = None) -> list[dict]:
+    """Frozen ImageNet Lite0 features on each split seed's lesion split: the baseline same-lesion R@1 must beat.
+
+    `frozen` is (table, features, seconds) where the caller has the features already; else they are computed.
+    """
+    if frozen is None:
+        table = load_dataset(data_dir, check_images=False)
+        tick = time.perf_counter()
+        frozen = table, frozen_vectors(data_dir, list(table["path"])), time.perf_counter() - tick
+    table, vectors, seconds = frozen
     rows = []
     for s in split_seeds:
         t = table.assign(split=make_split(table, "lesion", s))
-        report = retrieval_report(t, frozen)
-        report["same_lesion"] = same_lesion_report(t, frozen)
-        report["both_ways"] = both_ways_report(t, frozen)
+        report = retrieval_report(t, vectors)
+        report["same_lesion"] = same_lesion_report(t, vectors)
+        report["both_ways"] = both_ways_report(t, vectors)
         rows.append(row(f"frozen ImageNet Lite0 split {s}", "lesion", report, seconds))
     return rows
+
+
+def splits_table(data_dir: Path, split_seeds: list[int], force: bool, trained_only: bool = False,
+                 frozen: tuple[pd.DataFrame, np.ndarray, float] | None = None) -> str:
+    """The split-seed table: both recipes on each split seed, then the frozen features on each."""
+    rows = split_seed_rows(data_dir, split_seeds, force, trained_only)
+    return format_table(rows + frozen_split_rows(data_dir, split_seeds, frozen))
 
 
 def format_table(rows: list[dict]) -> str:
@@ -216,8 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     split_seeds = [int(s) for s in args.split_seeds.split(",") if s.strip()]
     if args.only_splits:
         print(SPLITS_TITLE)
-        rows = split_seed_rows(data_dir, split_seeds, args.retrain, args.trained_only)
-        print(format_table(rows + frozen_split_rows(data_dir, split_seeds)))
+        print(splits_table(data_dir, split_seeds, args.retrain, args.trained_only))
         return 0
     if args.only_spread:
         print("\nthe old default recipe over training seeds (lesion split, split seed 42)\n")
@@ -265,9 +277,9 @@ def main(argv: list[str] | None = None) -> int:
         print("\nthe old default recipe over training seeds (lesion split, split seed 42)\n")
         print(format_table(spread_rows(data_dir, seeds, args.retrain)))
     if split_seeds and not args.skip_trained:
+        # the frozen features computed above serve the split-seed rows too (no second pass over the images)
         print(SPLITS_TITLE)
-        rows = split_seed_rows(data_dir, split_seeds, args.retrain)
-        print(format_table(rows + frozen_split_rows(data_dir, split_seeds)))
+        print(splits_table(data_dir, split_seeds, args.retrain, frozen=(table, frozen, frozen_s)))
     return 0
 
 

@@ -100,8 +100,8 @@ def trained_row(method: str, protocol: str, data_dir: Path, overrides: dict, not
     return row(method, protocol, run.metrics, seconds, note)
 
 
-# settings that change where a run is read from or how it reports, not what it learns
-NOT_RECIPE = {"data_dir", "dataset", "device", "workers", "wandb", "audit", "log_interval"}
+# settings that change where a run is read from, how it reports or how fast it runs, not what it learns
+NOT_RECIPE = {"data_dir", "dataset", "device", "workers", "wandb", "audit", "log_interval", "compile"}
 
 
 def recipe_changes(saved: dict, cfg: TrainConfig) -> list[str]:

@@ -27,6 +27,7 @@ from tqdm import tqdm
 import skinsim
 from skinsim import distributed, runs
 from skinsim.backbones import WeightsError
+from skinsim.compiled import CompiledForward, check_setting, use_compile
 from skinsim.config import PRESETS, TrainConfig, preset
 from skinsim.curves import save_curves
 from skinsim.data import DATASETS, CsvSpec, DataError, read_dataset
@@ -51,11 +52,13 @@ FLAGS = {
     "backbone": str, "pretrained": str, "mining": str, "image_size": str, "split": str, "device": str,
     "workers": int, "optimizer": str, "weight_decay": float, "scheduler": str, "freeze": int,
     "cache_views": int, "samples_per_class": int, "class_power": float, "max_steps": int, "lesion_weight": float,
-    "dataset": str, "csv": str, "image_col": str, "label_col": str, "group_col": str, "loss": str,
+    "dataset": str, "csv": str, "image_col": str, "label_col": str, "group_col": str, "loss": str, "compile": str,
 }
 # what a flag's help says before its default, where the name alone does not say enough
 HELP = {"loss": f"{' | '.join(LOSSES)} | triplet+ one of the others (e.g. triplet+proxy-anchor): triplet is the "
-                "FaceNet-style loss over --mining's triplets, the others are pytorch-metric-learning's "}
+                "FaceNet-style loss over --mining's triplets, the others are pytorch-metric-learning's ",
+        "compile": "auto | on | off: torch.compile the passes without gradients (trunk cache, embeddings); auto: on the "
+                   "CPU for 2,000+ images; speed only "}
 
 
 def parse_args(argv: list[str] | None) -> tuple[TrainConfig, argparse.Namespace]:
@@ -204,13 +207,19 @@ class Inputs:
                  generator: torch.Generator, world: World = World()):
         self.cfg, self.model, self.data, self.device, self.world = cfg, model, data, device, world
         self.lesions = torch.as_tensor(pd.factorize(data.table["lesion_id"])[0])  # labels of the lesion term
+        # the passes without gradients, repeated for every image, compiled once (32: the batch of both callers)
+        fast = use_compile(cfg.compile, device, len(data.table))
+        self.forward = CompiledForward(lambda x: model(x, cfg.freeze), 32) if fast else None
+        if fast and world.is_main:
+            print(f"compile: inference passes go through torch.compile (--compile {cfg.compile})")
         if not cfg.freeze:
             return
+        trunk = CompiledForward(lambda x: model.trunk(x, cfg.freeze), 32) if fast else None
         train = data.train_rows
-        self.plain = trunk_activations(model, data.images, cfg.freeze, device, world=world)  # unaugmented
+        self.plain = trunk_activations(model, data.images, cfg.freeze, device, world=world, forward=trunk)  # unaugmented
         # augmented views draw from `generator` before any batch does, so a resumed run rebuilds the same ones
         self.views = [self.plain[train]] + [trunk_activations(model, data.images[train], cfg.freeze, device, generator,
-                                                              world=world)
+                                                              world=world, forward=trunk)
                                             for _ in range(max(0, cfg.cache_views - 1))]
         if world.is_main:
             print(f"frozen trunk: {cfg.freeze} stages cached for {len(self.plain)} images, {len(self.views)} view(s) "
@@ -232,7 +241,8 @@ class Inputs:
             get = lambda s: self.plain[rows[s]]  # noqa: E731
         else:
             get = lambda s: normalise(self.data.images[rows[s]], self.model.mean, self.model.std)  # noqa: E731
-        return embed_batches(self.model, len(rows), get, self.cfg.freeze, tta, device=self.device, world=self.world)
+        return embed_batches(self.model, len(rows), get, self.cfg.freeze, tta, device=self.device, world=self.world,
+                             forward=self.forward)
 
 
 def check_objective(cfg: TrainConfig) -> None:
@@ -356,6 +366,7 @@ def build_model(cfg: TrainConfig, device: torch.device, world: World) -> tuple[E
 def train(cfg: TrainConfig, final: Path, resume: bool = False) -> Path:
     """Run the whole pipeline for one config and return the finished run folder (every rank returns it)."""
     check_objective(cfg)
+    check_setting(cfg.compile)
     clock: dict[str, float] = {}
     tick = time.perf_counter()
     make_deterministic(cfg.seed)

@@ -5,6 +5,8 @@ because the high-resolution early stages (most of the arithmetic) run once inste
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
@@ -16,13 +18,16 @@ from skinsim.transforms import augment, normalise
 @torch.no_grad()
 def trunk_activations(model: Embedder, images: np.ndarray, stop: int, device: torch.device | str = "cpu",
                       generator: torch.Generator | None = None, batch_size: int = 32,
-                      world: World | None = None) -> torch.Tensor:
+                      world: World | None = None,
+                      forward: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
     """Half-precision activations after the first `stop` stages for uint8 images (n, h, w, 3).
 
     With a `generator`, each image is randomly augmented first (one augmented view per call). With a
     distributed `world`, each rank runs the trunk on its own batches and every rank ends with all of them.
+    `forward` replaces `model.trunk(x, stop)` (a compiled version of it, skinsim.compiled).
     """
     world = world or World()
+    forward = forward or (lambda x: model.trunk(x, stop))
     was_training = model.training
     model.eval()
     chunks, shape = [], None
@@ -33,7 +38,7 @@ def trunk_activations(model: Embedder, images: np.ndarray, stop: int, device: to
             x = augment(x, generator)
         if shape is None and world.distributed:
             shape = model.trunk(x[:1].to(device), stop).shape[1:]
-        out = model.trunk(x.to(device), stop).half() if world.owns(b) else None
+        out = forward(x.to(device)).half() if world.owns(b) else None
         chunks.append(share(out, b % world.size, (len(x), *(shape or ())), torch.float16, torch.device(device),
                             world))
     model.train(was_training)

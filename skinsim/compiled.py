@@ -1,0 +1,61 @@
+"""Inference passes through torch.compile where they pay for it: one fixed batch shape, eager on any failure.
+
+On two CPU cores, inductor's fused kernels run the frozen trunk of EfficientNet-Lite0 1.6x and its later stages
+1.45x faster than eager mode, for about 10 s of compiling per shape. A run embeds its images thousands of times
+(the trunk cache, every epoch's validation, the final flip-averaged embeddings), so it pays there; a query or a
+test's tiny dataset does not. Training steps stay eager: compiled, they were slower (0.94 s against 0.83 s).
+"""
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+import torch
+
+SETTINGS = ("auto", "on", "off")
+AUTO_MIN_IMAGES = 2000  # below this the ~20 s of compiling costs more than it saves
+
+
+def check_setting(setting: str) -> None:
+    """ValueError unless `setting` is one of auto, on, off."""
+    if setting not in SETTINGS:
+        raise ValueError(f"--compile must be one of {', '.join(SETTINGS)}, not {setting!r}")
+
+
+def use_compile(setting: str, device: torch.device, n_images: int) -> bool:
+    """Whether to compile: 'on', 'off', or 'auto' (on the CPU, for 2,000 images or more)."""
+    check_setting(setting)
+    if setting == "auto":
+        return torch.device(device).type == "cpu" and n_images >= AUTO_MIN_IMAGES
+    return setting == "on"
+
+
+class CompiledForward:
+    """`forward(x)` compiled for batches of exactly `batch_size` rows; smaller batches are padded with zeros.
+
+    Only for eval-mode networks (no row sees another, so padding rows change nothing) under no_grad. A compile
+    that fails (no C++ compiler, an unsupported platform) warns once and leaves the eager forward in its place.
+    """
+
+    def __init__(self, forward: Callable[[torch.Tensor], torch.Tensor], batch_size: int, backend: str | Callable
+                 = "inductor"):
+        self.eager, self.batch_size = forward, batch_size
+        self.compiled: Callable | None = torch.compile(forward, dynamic=False, backend=backend)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.compiled is None or len(x) > self.batch_size:
+            return self.eager(x)
+        n = len(x)
+        padded = x
+        if n < self.batch_size:  # one shape for every call, or each last batch would compile again
+            padded = torch.cat([x, x.new_zeros((self.batch_size - n, *x.shape[1:]))])
+        # flips and slices of channels-last activations have other strides, and strides are part of the shape
+        padded = padded.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else padded.contiguous()
+        try:
+            return self.compiled(padded)[:n]
+        except Exception as exc:  # inductor raises many kinds (compiler missing, lowering, C++ build errors)
+            cause = getattr(exc, "inner_exception", None) or exc  # dynamo wraps the backend's own error
+            print(f"warning: torch.compile failed ({type(cause).__name__}: {str(cause).strip().splitlines()[0][:200]}); "
+                  "running eager (set --compile off to skip trying)", file=sys.stderr)
+            self.compiled = None
+            return self.eager(x)

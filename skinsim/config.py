@@ -50,8 +50,8 @@ class TrainConfig:
     max_steps: int = 0               # stop each epoch after this many batches (0: whole epoch); for smoke tests
     # evaluation and logging
     tta: bool = True                 # average the embedding of an image and its flips
-    compile: str = "auto"            # auto | on | off: torch.compile the passes without gradients (skinsim.compiled);
-                                     # auto: on the CPU for 2,000+ images. Speed only: outputs agree to ~1e-6
+    compile: str = "auto"            # auto | on | off: torch.compile the frozen trunk (skinsim.compiled); auto: on the
+                                     # CPU for 2,000+ images. Speed only: its outputs agree with eager ones to ~1e-6
     log_interval: int = 10
     device: str = "auto"
     workers: int = 2

@@ -24,22 +24,19 @@ def pick_device(name: str = "auto") -> torch.device:
 @torch.no_grad()
 def embed_batches(model: Embedder, n: int, get_batch: Callable[[slice], torch.Tensor], start: int = 0,
                   tta: bool = False, batch_size: int = 32, device: torch.device | str = "cpu",
-                  world: World | None = None,
-                  forward: Callable[[torch.Tensor], torch.Tensor] | None = None) -> np.ndarray:
+                  world: World | None = None) -> np.ndarray:
     """Embed n inputs fetched by `get_batch(slice)`; with `tta`, average over the four flips.
 
     When `start` > 0 the inputs are activations after `start` stages, and the flips are applied to them.
     With a distributed `world`, each rank embeds its own batches and every rank returns all the embeddings.
-    `forward` replaces `model(x, start)` (a compiled version of it, skinsim.compiled).
     """
     world = world or World()
     was_training = model.training
     model.eval()
-    forward = forward or (lambda x: model(x, start))
     out = []
     for b, i in enumerate(range(0, n, batch_size)):
         rows = slice(i, min(n, i + batch_size))
-        emb = _embed(forward, get_batch(rows).to(device, non_blocking=True).float(), tta) \
+        emb = _embed(model, get_batch(rows).to(device, non_blocking=True).float(), start, tta) \
             if world.owns(b) else None
         emb = share(emb, b % world.size, (rows.stop - rows.start, model.fc.out_features), torch.float32,
                     torch.device(device), world)
@@ -48,7 +45,7 @@ def embed_batches(model: Embedder, n: int, get_batch: Callable[[slice], torch.Te
     return torch.cat(out).numpy() if out else np.zeros((0, model.fc.out_features), np.float32)
 
 
-def _embed(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, tta: bool) -> torch.Tensor:
+def _embed(model: Embedder, x: torch.Tensor, start: int, tta: bool) -> torch.Tensor:
     if not tta:
-        return forward(x)
-    return F.normalize(torch.stack([forward(v) for v in flip_views(x)]).mean(0), dim=1)
+        return model(x, start)
+    return F.normalize(torch.stack([model(v, start) for v in flip_views(x)]).mean(0), dim=1)

@@ -40,6 +40,7 @@ from skinsim.archive import (ARCHIVE_VERSION, ARCHIVES, DUPLICATES, FILE_COLUMNS
                              UNREADABLE, ArchiveError, check_name, checkpoint_digest, read_manifest, read_shards,
                              shard_file)
 from skinsim.archive_plan import Source, default_name, plan_files, read_source, same_listing
+from skinsim.compiled import SETTINGS, use_compile
 from skinsim.config import TrainConfig
 from skinsim.data.images import parse_size, to_array
 from skinsim.distributed import World, gather_objects, same_on_all, start, stop
@@ -69,6 +70,7 @@ class Job:
     spec: str | None
     workers: int
     rebuild_index: bool
+    compile: str = "auto"
 
 
 
@@ -263,6 +265,7 @@ def embed_my_shards(job: Job, world: World, device: torch.device) -> tuple[int, 
     began = time.perf_counter()
     rows_of = plan.groupby("shard").groups
     total = sum(len(rows_of[j]) for j in todo)
+    searcher.compiled = use_compile(job.compile, device, total)
     batch_size = manifest["settings"]["batch_size"]
     with ThreadPoolExecutor(job.workers) as pool, tqdm(total=total, unit="img", desc=f"embedding {job.name}",
                                                        disable=not world.is_main) as bar:
@@ -370,7 +373,7 @@ def prepare_job(args: argparse.Namespace) -> Job:
     workers = args.workers or max(1, min(4, (os.cpu_count() or 1) // int(os.environ.get("WORLD_SIZE", "1"))))
     return Job(run=run, config=config, digest=digest, source=source, name=name,
                folder=run.path / ARCHIVES / name, batch_size=args.batch_size, shard_size=args.shard_size,
-               spec=args.index, workers=workers, rebuild_index=args.rebuild_index)
+               spec=args.index, workers=workers, rebuild_index=args.rebuild_index, compile=args.compile)
 
 
 def check_spec(spec: str, dim: int) -> None:
@@ -450,6 +453,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="threads that read and decode images (default: up to 4 per process)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                         help="where the model runs (default: cuda when available)")
+    parser.add_argument("--compile", default="auto", choices=SETTINGS,
+                        help="torch.compile the run's frozen trunk: auto (on the CPU for 2,000+ images), on or "
+                             "off (default auto; speed only)")
     parser.add_argument("--rebuild-index", action="store_true",
                         help="rebuild a finished archive's FAISS index from its stored vectors (e.g. another --index)")
     args = parser.parse_args(argv)

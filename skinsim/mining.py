@@ -1,9 +1,12 @@
-"""Triplet miners: each returns (anchor, positive, negative) index tensors into the batch."""
+"""Miners: each returns index tensors into the batch, (anchor, positive, negative) triplets or pytorch-metric-learning's
+(anchor, positive, anchor, negative) pairs, for a loss to consume."""
 from __future__ import annotations
 
 import torch
 
 Triplets = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+Pairs = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+LESION_NEGATIVES = ("all", "other-class", "same-class")
 
 
 def distance_matrix(emb: torch.Tensor) -> torch.Tensor:
@@ -46,6 +49,20 @@ def semi_hard(emb: torch.Tensor, labels: torch.Tensor, margin: float) -> Triplet
     valid = pos[:, :, None] & neg[:, None, :] & (d_an > d_ap) & (d_an < d_ap + margin)
     a, p, n = torch.nonzero(valid, as_tuple=True)
     return a, p, n
+
+
+def lesion_pairs(lesions: torch.Tensor, classes: torch.Tensor, negatives: str = "all") -> Pairs:
+    """Pairs for a lesion-level loss: an image's positives are the other images of its lesion; its negatives are the
+    images of other lesions, either all of them, only those of other classes, or only those of its own class."""
+    if negatives not in LESION_NEGATIVES:
+        raise ValueError(f"unknown lesion negatives {negatives!r}; choose {', '.join(LESION_NEGATIVES)}")
+    pos, other_lesion = label_masks(lesions)
+    if negatives != "all":
+        same_class = classes[:, None] == classes[None, :]
+        other_lesion = other_lesion & (same_class if negatives == "same-class" else ~same_class)
+    a1, p = torch.nonzero(pos, as_tuple=True)
+    a2, n = torch.nonzero(other_lesion, as_tuple=True)
+    return a1, p, a2, n
 
 
 def mine(method: str, emb: torch.Tensor, labels: torch.Tensor, margin: float) -> Triplets:

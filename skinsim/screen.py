@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from torch import nn
 from skinsim import metric_losses
 from skinsim.evaluate import retrieval_report, same_lesion_report
 from skinsim.metric_losses import LOSSES
+from skinsim.mining import LESION_NEGATIVES, lesion_pairs
 from skinsim.runs import REPO_ROOT
 from skinsim.splits import dev_fold
 
@@ -33,6 +35,20 @@ CACHE = REPO_ROOT / "artifacts" / "screen"
 EMBEDDING = 128
 STEPS, P, K = 1500, 7, 16
 LESION_WEIGHT = 1.0
+
+
+@dataclass(frozen=True)
+class LesionTerm:
+    """How '+lesion' is built: which images of other lesions are its negatives, and its temperature."""
+
+    negatives: str = "all"      # all | other-class | same-class (skinsim.mining.lesion_pairs)
+    temperature: float = 0.1
+
+    def label(self) -> str:
+        """What a table row adds to the loss name; nothing for the defaults."""
+        parts = ([f"negatives {self.negatives}"] if self.negatives != "all" else []) + \
+                ([f"temperature {self.temperature:g}"] if self.temperature != 0.1 else [])
+        return f" ({', '.join(parts)})" if parts else ""
 
 
 def features(data_dir: Path, table: pd.DataFrame) -> np.ndarray:
@@ -58,7 +74,8 @@ def features(data_dir: Path, table: pd.DataFrame) -> np.ndarray:
     return out
 
 
-def make_loss(name: str, n_classes: int, n_lesions: int) -> tuple[nn.Module, Any, nn.Module | None]:
+def make_loss(name: str, n_classes: int, n_lesions: int, temperature: float = 0.1) -> tuple[nn.Module, Any,
+                                                                                          nn.Module | None]:
     """(class loss, its miner or None, lesion loss or None) for a screen entry named `name`.
 
     The class losses are skinsim.metric_losses' (the ones `python -m skinsim.train --loss` trains with). "+lesion"
@@ -71,7 +88,7 @@ def make_loss(name: str, n_classes: int, n_lesions: int) -> tuple[nn.Module, Any
     loss, miner = metric_losses.make_loss(base, n_classes, EMBEDDING)
     if lesion not in ("", "lesion"):
         raise ValueError(f"unknown term {lesion!r} in {name!r}; only '+lesion' exists")
-    return loss, miner, (losses.SupConLoss(temperature=0.1) if lesion else None)
+    return loss, miner, (losses.SupConLoss(temperature=temperature) if lesion else None)
 
 
 def batches(dx: np.ndarray, lesion: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -90,14 +107,16 @@ def batches(dx: np.ndarray, lesion: np.ndarray, rng: np.random.Generator) -> np.
     return np.asarray(rows)
 
 
-def train_head(feats: np.ndarray, dx: np.ndarray, lesion: np.ndarray, loss_name: str, seed: int) -> nn.Module:
+def train_head(feats: np.ndarray, dx: np.ndarray, lesion: np.ndarray, loss_name: str, seed: int,
+               term: LesionTerm = LesionTerm()) -> nn.Module:
     """A 1280 -> 512 -> 128 head trained on `feats` (n, 2 views, 1280) with the named loss."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     _, dx_codes = np.unique(dx, return_inverse=True)
     _, lesion_codes = np.unique(lesion, return_inverse=True)
     head = nn.Sequential(nn.Linear(feats.shape[2], 512), nn.ReLU(), nn.Linear(512, EMBEDDING))
-    loss, miner, lesion_loss = make_loss(loss_name, int(dx_codes.max()) + 1, int(lesion_codes.max()) + 1)
+    loss, miner, lesion_loss = make_loss(loss_name, int(dx_codes.max()) + 1, int(lesion_codes.max()) + 1,
+                                         term.temperature)
     params = list(head.parameters()) + list(loss.parameters())
     opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, STEPS)
@@ -109,7 +128,10 @@ def train_head(feats: np.ndarray, dx: np.ndarray, lesion: np.ndarray, loss_name:
         y = torch.from_numpy(dx_codes[rows])
         value = loss(emb, y, miner(emb, y)) if miner is not None else loss(emb, y)
         if lesion_loss is not None:
-            value = value + LESION_WEIGHT * lesion_loss(emb, torch.from_numpy(lesion_codes[rows]))
+            lesions = torch.from_numpy(lesion_codes[rows])
+            # None: pytorch-metric-learning's own all-pairs default, which the published rows were made with
+            pairs = lesion_pairs(lesions, y, term.negatives) if term.negatives != "all" else None
+            value = value + LESION_WEIGHT * lesion_loss(emb, lesions, pairs)
         opt.zero_grad()
         value.backward()
         opt.step()
@@ -132,10 +154,12 @@ def score(table: pd.DataFrame, vectors: np.ndarray) -> dict[str, float]:
     same = same_lesion_report(table, vectors, ("val", "test"))
     return {"P@1": report["overall"]["p_at_1"], "macro P@1": report["overall"]["macro_p_at_1"],
             "mel P@1": report["per_class"].get("mel", {}).get("p_at_1", float("nan")),
+            "mel MAP@R": report["per_class"].get("mel", {}).get("map_at_r", float("nan")),
             "same-lesion R@1": same.get("r_at_1", float("nan"))}
 
 
-def screen(data_dir: Path, names: list[str], seeds: list[int], split_seed: int = 42) -> pd.DataFrame:
+def screen(data_dir: Path, names: list[str], seeds: list[int], split_seed: int = 42,
+           term: LesionTerm = LesionTerm()) -> pd.DataFrame:
     """One row per loss: dev-fold means over `seeds` (and their spread), seconds per head."""
     from skinsim.data import load_dataset
     from skinsim.splits import make_split
@@ -153,10 +177,11 @@ def screen(data_dir: Path, names: list[str], seeds: list[int], split_seed: int =
         for seed in seeds:
             tick = time.perf_counter()
             head = train_head(feats[train], view["dx"].to_numpy()[train], view["lesion_id"].to_numpy()[train],
-                              name, seed)
+                              name, seed, term)
             runs.append({**score(view, embed(head, feats)), "s/head": time.perf_counter() - tick})
         frame = pd.DataFrame(runs)
-        row = {"loss": name, **frame.mean().to_dict(), "seeds": len(seeds)}
+        row = {"loss": name + (term.label() if "+lesion" in name else ""), **frame.mean().to_dict(),
+               "seeds": len(seeds)}
         row["P@1 range"] = float(frame["P@1"].max() - frame["P@1"].min())
         rows.append(row)
     return pd.DataFrame(rows)
@@ -170,6 +195,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--losses", default=",".join(LOSSES + [n + "+lesion" for n in LOSSES]),
                         help="comma-separated losses; '+lesion' adds a lesion-level term (default: all, both ways)")
     parser.add_argument("--seeds", default="0,1,2", help="head seeds to average (default 0,1,2)")
+    parser.add_argument("--lesion-negatives", default="all", choices=LESION_NEGATIVES,
+                        help="the '+lesion' term's negatives: images of all other lesions, or only those of other "
+                             "classes, or only those of the same class (default all)")
+    parser.add_argument("--lesion-temperature", type=float, default=0.1,
+                        help="temperature of the '+lesion' term (default 0.1)")
     args = parser.parse_args(argv)
     from skinsim.data import resolve_data_dir
 
@@ -184,7 +214,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(err))
     if not names or not seeds:
         parser.error("name at least one loss and one seed")
-    result = screen(resolve_data_dir(args.data_dir), names, seeds)
+    if args.lesion_temperature <= 0:
+        parser.error(f"--lesion-temperature must be above 0, not {args.lesion_temperature}")
+    term = LesionTerm(args.lesion_negatives, args.lesion_temperature)
+    result = screen(resolve_data_dir(args.data_dir), names, seeds, term=term)
     print(format_table(result.to_dict("records")))
     return 0
 

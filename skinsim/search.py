@@ -23,6 +23,7 @@ from safetensors.torch import load_file
 from skinsim.archive import open_archive
 from skinsim.config import TrainConfig
 from skinsim.data.images import parse_size, to_array
+from skinsim.compiled import CompiledForward
 from skinsim.embed import embed_batches, pick_device
 from skinsim.explain import SimilarityMaps, prepare, similarity_maps
 from skinsim.model import Embedder
@@ -76,6 +77,8 @@ class SearchIndex:
         self.device = device
         self.data_dir = run_data_dir(run)
         self._model: Embedder | None = None
+        self.compiled = False  # True: embed_images runs the frozen trunk through torch.compile (skinsim.compiled)
+        self._trunk: CompiledForward | None = None
 
     @classmethod
     def from_run(cls, run: str | Path | Run | None = None, search_space: tuple[str, ...] = ("test",),
@@ -100,14 +103,17 @@ class SearchIndex:
     def embed_images(self, images: list[str | Path | Image.Image]) -> np.ndarray:
         """Embed images (paths or PIL images) resized and normalised as in training."""
         batch = np.stack([self._array(item) for item in images])
-        model = self.model
+        model, freeze = self.model, self.config.freeze
+        if self.compiled and self._trunk is None:
+            self._trunk = CompiledForward(lambda x: model.trunk(x, freeze), 32)  # 32: embed_batches' batch
+        trunk = self._trunk or (lambda x: model.trunk(x, freeze))
 
         def get(s: slice) -> torch.Tensor:
             x = normalise(batch[s], model.mean, model.std)
-            return model.trunk(x.to(next(model.parameters()).device), self.config.freeze) if self.config.freeze else x
+            return trunk(x.to(next(model.parameters()).device)) if freeze else x
 
         with torch.no_grad():
-            return embed_batches(model, len(batch), get, self.config.freeze, self.config.tta,
+            return embed_batches(model, len(batch), get, freeze, self.config.tta,
                                  device=next(model.parameters()).device)
 
     def explain(self, query: str | Path | Image.Image, neighbour: str | Path | Image.Image) -> SimilarityMaps:

@@ -1,5 +1,5 @@
-"""torch.compile for the passes without gradients: when it is used, that it matches eager, and that a failure
-falls back to eager with one warning."""
+"""torch.compile for the frozen trunk: when it is used, that it matches eager, and that a failure falls back to
+eager with one warning."""
 from pathlib import Path
 
 import numpy as np
@@ -69,12 +69,11 @@ def inputs_of(data_dir: Path, work: Path, setting: str) -> Inputs:
 
 def test_compiled_inputs_agree_with_eager_ones(synthetic_data: Path, tmp_path: Path):
     eager, fast = inputs_of(synthetic_data, tmp_path / "eager", "off"), inputs_of(synthetic_data, tmp_path / "on", "on")
-    assert eager.forward is None and fast.forward is not None
     # the cache is float16: a 1e-6 difference can round to the neighbouring half, 2**-6 apart at 8-16
     for a, b in zip([eager.plain, *eager.views], [fast.plain, *fast.views]):
-        assert torch.allclose(a.float(), b.float(), rtol=2e-3, atol=2e-3)
+        assert a.shape == b.shape and torch.allclose(a.float(), b.float(), rtol=2e-3, atol=2e-3)
     rows = np.arange(len(eager.data.table))
-    assert np.abs(eager.embed(rows, tta=True) - fast.embed(rows, tta=True)).max() < 1e-4
+    assert np.abs(eager.embed(rows, tta=True) - fast.embed(rows, tta=True)).max() < 1e-3
 
 
 def test_compiled_runs_repeat_exactly(synthetic_data: Path, tmp_path: Path):
@@ -91,8 +90,11 @@ def test_compiled_runs_repeat_exactly(synthetic_data: Path, tmp_path: Path):
     assert np.allclose(np.linalg.norm(vectors[0], axis=1), 1.0, atol=1e-5)
 
 
-def test_small_datasets_stay_eager_under_auto(synthetic_data: Path, tmp_path: Path):
-    assert inputs_of(synthetic_data, tmp_path / "auto", "auto").forward is None  # 84 images < AUTO_MIN_IMAGES
+def test_small_datasets_stay_eager_under_auto(synthetic_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture):
+    inputs_of(synthetic_data, tmp_path / "on", "on")
+    assert "the frozen trunk goes through torch.compile (--compile on)" in capsys.readouterr().out
+    inputs_of(synthetic_data, tmp_path / "auto", "auto")  # 84 images < AUTO_MIN_IMAGES
+    assert "torch.compile" not in capsys.readouterr().out
 
 
 def test_a_bad_compile_setting_is_refused_before_any_work(synthetic_data: Path, tmp_path: Path,

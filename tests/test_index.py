@@ -128,6 +128,13 @@ def test_vectors_are_the_search_index_embeddings(archive: Path, run: Path, sourc
             assert float(vector @ by_id[Path(path).stem]) > 0.99
 
 
+def test_a_compiled_archive_holds_the_same_vectors(archive: Path, run: Path, source: Path) -> None:
+    assert main(["--run", str(run), str(source), *ARGS, "--name", "photos-compiled", "--compile", "on"]) == 0
+    eager, compiled = open_archive(run, "photos"), open_archive(run, "photos-compiled")
+    assert list(compiled.table["path"]) == list(eager.table["path"])
+    np.testing.assert_allclose(compiled.vectors, eager.vectors, atol=1e-4)  # fused kernels move the last bits
+
+
 def test_open_archive_and_neighbours(archive: Path, run: Path) -> None:
     opened = open_archive(run, "photos")
     assert "photos" in list_archives(run) and opened.name == "photos"

@@ -1,11 +1,11 @@
-"""Triplet miners and the loss on batches small enough to check on paper."""
+"""Triplet and pair miners and the loss on batches small enough to check on paper."""
 import math
 
 import pytest
 import torch
 
 from skinsim.losses import margin_violations, triplet_loss
-from skinsim.mining import batch_hard, distance_matrix, label_masks, sampled_triplets, semi_hard
+from skinsim.mining import batch_hard, distance_matrix, label_masks, lesion_pairs, sampled_triplets, semi_hard
 
 # four points on a line: 0 and 1 are class 0, 2 and 3 class 1 (2-D so rows are vectors)
 EMB = torch.tensor([[0.0, 0.0], [1.0, 0.0], [1.5, 0.0], [4.0, 0.0]])
@@ -116,3 +116,26 @@ def test_the_lesion_term_is_low_when_lesions_sit_together_and_zero_without_pairs
     apart = torch.stack([a, b, a, b])  # each image beside the other lesion
     assert lesion_contrast(together, lesions) < lesion_contrast(apart, lesions)
     assert float(lesion_contrast(together, torch.tensor([0, 1, 2, 3]))) == 0.0  # no positives: no signal
+
+
+# five images: lesions A A B C D; classes mel mel mel nv nv
+LESIONS = torch.tensor([0, 0, 1, 2, 3])
+CLASSES = torch.tensor([0, 0, 0, 1, 1])
+
+
+def pairs_as_sets(pairs):
+    a1, p, a2, n = (t.tolist() for t in pairs)
+    return set(zip(a1, p)), set(zip(a2, n))
+
+
+def test_lesion_pairs_take_lesion_mates_as_positives_and_choose_the_negatives():
+    pos, neg = pairs_as_sets(lesion_pairs(LESIONS, CLASSES, "all"))
+    assert pos == {(0, 1), (1, 0)}
+    assert neg == {(i, j) for i in range(5) for j in range(5) if LESIONS[i] != LESIONS[j]}
+    pos, neg = pairs_as_sets(lesion_pairs(LESIONS, CLASSES, "other-class"))
+    assert pos == {(0, 1), (1, 0)}
+    assert neg == {(i, j) for i in (0, 1, 2) for j in (3, 4)} | {(i, j) for i in (3, 4) for j in (0, 1, 2)}
+    pos, neg = pairs_as_sets(lesion_pairs(LESIONS, CLASSES, "same-class"))
+    assert neg == {(0, 2), (1, 2), (2, 0), (2, 1), (3, 4), (4, 3)}
+    with pytest.raises(ValueError, match="unknown lesion negatives 'none'"):
+        lesion_pairs(LESIONS, CLASSES, "none")

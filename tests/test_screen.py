@@ -55,8 +55,22 @@ def test_unknown_losses_are_refused_with_the_known_names() -> None:
         screen.main(["--losses", "nope"])
 
 
-@pytest.mark.parametrize("name", ["triplet", "proxy-anchor", "supcon+lesion"])
-def test_a_head_separates_classes_that_the_features_mix(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_lesion_term_settings_name_their_rows_and_bad_ones_are_refused(capsys: pytest.CaptureFixture) -> None:
+    assert screen.LesionTerm().label() == ""  # the published rows keep their names
+    assert screen.LesionTerm("other-class", 0.3).label() == " (negatives other-class, temperature 0.3)"
+    with pytest.raises(SystemExit):
+        screen.main(["--losses", "triplet+lesion", "--lesion-temperature", "0"])
+    assert "--lesion-temperature must be above 0, not 0.0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        screen.main(["--losses", "triplet+lesion", "--lesion-negatives", "some"])
+    assert "invalid choice: 'some'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name,term", [("triplet", screen.LesionTerm()), ("proxy-anchor", screen.LesionTerm()),
+                                       ("supcon+lesion", screen.LesionTerm()),
+                                       ("triplet+lesion", screen.LesionTerm("other-class", 0.2))])
+def test_a_head_separates_classes_that_the_features_mix(name: str, term: screen.LesionTerm,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(screen, "STEPS", 150)
     rng = np.random.default_rng(0)
     t = table(240)
@@ -66,7 +80,8 @@ def test_a_head_separates_classes_that_the_features_mix(name: str, monkeypatch: 
     feats = rng.normal(size=(n, 2, 64)).astype(np.float32) * 2
     feats[:, :, :8] += (np.eye(3)[code] @ rng.normal(size=(3, 8)) * 1.5)[:, None, :].astype(np.float32)
     train = (t["split"] == "train").to_numpy()
-    head = screen.train_head(feats[train], t["dx"].to_numpy()[train], t["lesion_id"].to_numpy()[train], name, 0)
+    head = screen.train_head(feats[train], t["dx"].to_numpy()[train], t["lesion_id"].to_numpy()[train], name, 0,
+                             term)
     before = screen.score(t, screen.embed(None, feats))["P@1"]
     after = screen.score(t, screen.embed(head, feats))["P@1"]
     assert after > before + 0.1

@@ -392,7 +392,7 @@ def test_benchmark_retrains_a_stored_run_whose_recipe_is_not_the_one_asked_for(m
 
     trained = []
     monkeypatch.setattr(B.runs, "runs_dir", lambda: tmp_path)
-    monkeypatch.setattr(T, "train", lambda cfg, folder: trained.append((folder.name, cfg.lesion_weight)))
+    monkeypatch.setattr(T, "train", lambda cfg, folder: trained.append((folder.name, cfg.lesion_weight, cfg.compile)))
     # the same recipe read from another folder, device or worker count: reused as it is
     store("same", preset("default", data_dir="/elsewhere", split="lesion", device="cpu", workers=1, seed=7))
     assert B.trained_row("d", "lesion", Path("data"), {"seed": 7}, "", False, name="same")["P@1"] == 0.5
@@ -403,7 +403,7 @@ def test_benchmark_retrains_a_stored_run_whose_recipe_is_not_the_one_asked_for(m
     store("old", preset("default", data_dir="data", split="lesion", lesion_weight=0.0))
     (tmp_path / "old" / "config.json").write_text(json.dumps({**old, "meta": {}}))
     B.trained_row("d", "lesion", Path("data"), {}, "", False, name="old")
-    assert trained == [("old", 1.0)]
+    assert trained == [("old", 1.0, "off")]  # trained eager, as the stored tables were
     assert "old was trained with another recipe (lesion_weight: 0.0 -> 1.0)" in capsys.readouterr().out
     assert B.recipe_changes(old, preset("default", lesion_weight=0.0)) == []
 

@@ -48,7 +48,7 @@ def test_k_zero_is_the_plain_evaluation():
     assert row["macro P@1"] == pytest.approx(plain["overall"]["macro_p_at_1"])
     assert row["same-lesion R@1"] == pytest.approx(same_lesion_report(table, v)["r_at_1"])
     hubbed = report(table, v, 5)
-    assert hubbed["k"] == 5 and all(0 <= hubbed[key] <= 1 for key in ("P@1", "macro P@1", "same-lesion R@1"))
+    assert row["ranking"] == "cosine" and hubbed["ranking"] == "CSLS k=5" and all(0 <= hubbed[key] <= 1 for key in ("P@1", "macro P@1", "same-lesion R@1"))
 
 
 def test_bad_input_is_one_message(tmp_path, capsys):

@@ -60,3 +60,11 @@ class CompiledForward:
                   "running eager (set --compile off to skip trying)", file=sys.stderr)
             self.compiled = None
             return self.eager(x)
+
+
+def trunk_pass(model: torch.nn.Module, stop: int, compiled: bool,
+               batch_size: int = 32) -> Callable[[torch.Tensor], torch.Tensor]:
+    """`model.trunk(x, stop)`, through a CompiledForward when `compiled` (32: the batch of trunk_activations and
+    embed_batches, the two callers)."""
+    eager = lambda x: model.trunk(x, stop)  # noqa: E731
+    return CompiledForward(eager, batch_size) if compiled else eager

@@ -43,10 +43,15 @@ def hub_penalty(gallery: np.ndarray, k: int, chunk: int = 2048) -> np.ndarray:
 def csls_top1(queries: np.ndarray, gallery: np.ndarray, k: int, exclude: np.ndarray | None = None) -> np.ndarray:
     """Index into `gallery` of each query's best CSLS match; `exclude[i]` (a gallery index or -1) is skipped."""
     scores = 2 * queries @ gallery.T - hub_penalty(gallery, k)[None, :]
+    return skip(scores, exclude, -np.inf).argmax(1)
+
+
+def skip(values: np.ndarray, exclude: np.ndarray | None, fill: float) -> np.ndarray:
+    """`values` (queries x gallery) with `fill` where `exclude[i]` (a gallery index, or -1 for none) says."""
     if exclude is not None:
         mask = exclude >= 0
-        scores[np.flatnonzero(mask), exclude[mask]] = -np.inf
-    return scores.argmax(1)
+        values[np.flatnonzero(mask), exclude[mask]] = fill
+    return values
 
 
 # (query rows, gallery rows, gallery position to skip per query or -1) -> best gallery position per query
@@ -63,11 +68,7 @@ def k_reciprocal(vectors: np.ndarray, k1: int, k2: int, lam: float) -> Top1:
     def top1(q: np.ndarray, s: np.ndarray, exclude: np.ndarray | None) -> np.ndarray:
         pool = np.union1d(q, s)
         dist = k_reciprocal_distances(vectors[pool], np.searchsorted(pool, q), k1, k2, lam)
-        dist = dist[:, np.searchsorted(pool, s)]
-        if exclude is not None:
-            mask = exclude >= 0
-            dist[np.flatnonzero(mask), exclude[mask]] = np.inf
-        return dist.argmin(1)
+        return skip(dist[:, np.searchsorted(pool, s)], exclude, np.inf).argmin(1)
     return top1
 
 

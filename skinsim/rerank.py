@@ -66,9 +66,8 @@ def k_reciprocal_distances(vectors: np.ndarray, queries: np.ndarray, k1: int = 2
         v = np.stack([v[ranks[i, :k2]].mean(0) for i in range(n)])
     original = dist[queries] / np.maximum(dist[queries].max(1, keepdims=True), 1e-12)  # per query, as the paper
     out = np.empty((len(queries), n), dtype=np.float64)
-    support = [np.flatnonzero(row) for row in v]
     for row, q in enumerate(queries):
-        cols = support[q]
+        cols = np.flatnonzero(v[q])
         overlap = np.minimum(v[q, cols][None, :], v[:, cols]).sum(1)  # sum over shared columns of the min
         jaccard = 1.0 - overlap / (2.0 - overlap)  # rows sum to 1, so sum of max = 2 - sum of min
         out[row] = (1 - lam) * jaccard + lam * original[row]

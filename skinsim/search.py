@@ -21,9 +21,9 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from skinsim.archive import open_archive
+from skinsim.compiled import CompiledForward, trunk_pass
 from skinsim.config import TrainConfig
 from skinsim.data.images import parse_size, to_array
-from skinsim.compiled import CompiledForward
 from skinsim.embed import embed_batches, pick_device
 from skinsim.explain import SimilarityMaps, prepare, similarity_maps
 from skinsim.model import Embedder
@@ -104,9 +104,9 @@ class SearchIndex:
         """Embed images (paths or PIL images) resized and normalised as in training."""
         batch = np.stack([self._array(item) for item in images])
         model, freeze = self.model, self.config.freeze
-        if self.compiled and self._trunk is None:
-            self._trunk = CompiledForward(lambda x: model.trunk(x, freeze), 32)  # 32: embed_batches' batch
-        trunk = self._trunk or (lambda x: model.trunk(x, freeze))
+        if self.compiled and self._trunk is None:  # compiled once, on first use
+            self._trunk = trunk_pass(model, freeze, compiled=True)
+        trunk = self._trunk if self.compiled else trunk_pass(model, freeze, compiled=False)
 
         def get(s: slice) -> torch.Tensor:
             x = normalise(batch[s], model.mean, model.std)

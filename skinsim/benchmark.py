@@ -85,8 +85,9 @@ def trained_row(method: str, protocol: str, data_dir: Path, overrides: dict, not
                 name: str | None = None) -> dict:
     """Reuse or train the run `name` (default bench-<method>-<protocol>) and report its stored metrics and times."""
     folder = runs.runs_dir() / (name or f"bench-{method}-{protocol}")
-    # eager: docs/results.md's runs were trained so, and a compiled cache would make each of them another run
-    overrides = {"compile": "off", **overrides}
+    # eager and float32: docs/results.md's runs were made so; a compiled cache would make each of them another run,
+    # and bfloat16 embedding passes would round their stored embeddings differently
+    overrides = {"compile": "off", "precision": "fp32", **overrides}
     cfg = preset("seed" if method == "seed" else "default", data_dir=str(data_dir), split=protocol, **overrides)
     stored = runs.is_run(folder)
     stale = stored and recipe_changes(runs.load_run(folder).config, cfg)

@@ -52,6 +52,9 @@ class TrainConfig:
     tta: bool = True                 # average the embedding of an image and its flips
     compile: str = "auto"            # auto | on | off: torch.compile the frozen trunk (skinsim.compiled); auto: on the
                                      # CPU for 2,000+ images. Speed only: its outputs agree with eager ones to ~1e-6
+    precision: str = "auto"          # auto | bf16 | fp32: the embedding passes without gradients (validation, embeddings,
+                                     # queries) in bfloat16 autocast; auto: bf16 where the device has it natively. Runs
+                                     # record the resolved value (skinsim.precision); training and the cache stay fp32
     log_interval: int = 10
     device: str = "auto"
     workers: int = 2
@@ -71,8 +74,9 @@ class TrainConfig:
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
         """Rebuild from a dict, ignoring keys this version does not know."""
         known = {f.name for f in fields(cls)}
-        # runs made before other datasets were read HAM10000; runs made before the lesion term had none, nor compiling
-        values = {"dataset": "ham10000", "lesion_weight": 0.0, "compile": "off", **values}
+        # runs made before other datasets were read HAM10000; runs made before the lesion term had none, nor compiling,
+        # nor bfloat16 passes
+        values = {"dataset": "ham10000", "lesion_weight": 0.0, "compile": "off", "precision": "fp32", **values}
         return cls(**{k: v for k, v in values.items() if k in known})
 
 
@@ -81,7 +85,7 @@ SEED = TrainConfig(
     split="image", seed=42, image_size="224", backbone="resnet18", pretrained="imagenet", em=128,
     freeze=0, cache_views=1, mining="random", loss_margin=0.2, batch_size=32, class_power=1.0,
     optimizer="adagrad", lr=0.05, weight_decay=0.0, scheduler="step", gamma=0.7, step_size=3, epochs=12,
-    tta=False, lesion_weight=0.0,
+    tta=False, lesion_weight=0.0, precision="fp32",
 )
 PRESETS = {"default": TrainConfig(), "seed": SEED}
 

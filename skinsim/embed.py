@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from skinsim.distributed import World, share
 from skinsim.model import Embedder
+from skinsim.precision import autocast
 from skinsim.transforms import flip_views
 
 
@@ -24,9 +25,10 @@ def pick_device(name: str = "auto") -> torch.device:
 @torch.no_grad()
 def embed_batches(model: Embedder, n: int, get_batch: Callable[[slice], torch.Tensor], start: int = 0,
                   tta: bool = False, batch_size: int = 32, device: torch.device | str = "cpu",
-                  world: World | None = None) -> np.ndarray:
+                  world: World | None = None, precision: str = "fp32") -> np.ndarray:
     """Embed n inputs fetched by `get_batch(slice)`; with `tta`, average over the four flips.
 
+    `precision` 'bf16' runs the stages from `start` on in bfloat16 autocast (skinsim.precision); the head stays float32.
     When `start` > 0 the inputs are activations after `start` stages, and the flips are applied to them.
     With a distributed `world`, each rank embeds its own batches and every rank returns all the embeddings.
     """
@@ -36,8 +38,11 @@ def embed_batches(model: Embedder, n: int, get_batch: Callable[[slice], torch.Te
     out = []
     for b, i in enumerate(range(0, n, batch_size)):
         rows = slice(i, min(n, i + batch_size))
-        emb = _embed(model, get_batch(rows).to(device, non_blocking=True).float(), start, tta) \
-            if world.owns(b) else None
+        emb = None
+        if world.owns(b):
+            x = get_batch(rows).to(device, non_blocking=True).float()
+            with autocast(precision, device):  # the stages after `start`; a trunk run by get_batch stays float32
+                emb = _embed(model, x, start, tta)
         emb = share(emb, b % world.size, (rows.stop - rows.start, model.fc.out_features), torch.float32,
                     torch.device(device), world)
         out.append(emb.float().cpu())

@@ -36,6 +36,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from skinsim import vector_index
+from skinsim.allocator import keep_freed_memory
 from skinsim.archive import (ARCHIVE_VERSION, ARCHIVES, DUPLICATES, FILE_COLUMNS, INDEX, MANIFEST, PLAN, SHARDS,
                              UNREADABLE, ArchiveError, check_name, checkpoint_digest, read_manifest, read_shards,
                              shard_file)
@@ -101,7 +102,7 @@ def new_manifest(job: Job, plan: pd.DataFrame, batch_size: int, shard_size: int)
             "run": {"name": job.run.name, "path": str(job.run.path.resolve()), "checkpoint_sha256": job.digest},
             "source": {"path": str(job.source.path), "kind": job.source.kind, "root": str(job.source.root)},
             "model": {"backbone": job.config.backbone, "em": job.config.em, "image_size": job.config.image_size,
-                      "tta": job.config.tta},
+                      "tta": job.config.tta, "precision": job.config.precision},
             "settings": {"batch_size": batch_size, "shard_size": shard_size},
             "metadata_columns": [c for c in plan.columns if c not in PLAN_COLUMNS],
             "n_shards": int(plan["shard"].max() + 1) if (plan["shard"] >= 0).any() else 0,
@@ -474,6 +475,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:  # ArchiveError, IndexMismatch, and pick_device's "no CUDA GPU"
         print(f"error: {err}", file=sys.stderr)
         return 2
+    keep_freed_memory()  # no page faults per batch (skinsim.allocator)
     world = join_world(device)
     if device.type == "cuda" and world.distributed:
         device = torch.device("cuda", world.local_rank)

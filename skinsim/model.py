@@ -22,7 +22,8 @@ class Embedder(nn.Module):
         x = x.contiguous(memory_format=torch.channels_last)  # 1.5-3x faster convolutions on CPU
         for stage in self.stages[start:]:
             x = stage(x)
-        return F.normalize(self.fc(x), dim=1)
+        with torch.autocast(x.device.type, enabled=False):  # a bfloat16 pass (skinsim.precision) rounds the stages only
+            return F.normalize(self.fc(x.float()), dim=1)
 
     def trunk(self, x: torch.Tensor, stop: int) -> torch.Tensor:
         """The activations after the first `stop` stages."""

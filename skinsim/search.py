@@ -110,11 +110,13 @@ class SearchIndex:
 
         def get(s: slice) -> torch.Tensor:
             x = normalise(batch[s], model.mean, model.std)
-            return trunk(x.to(next(model.parameters()).device)) if freeze else x
+            # rounded to float16 as the run's cache was, so a file of the run embeds to its stored vector
+            return trunk(x.to(next(model.parameters()).device)).half() if freeze else x
 
         with torch.no_grad():
+            # as in training: the trunk in `get` in float32 (the cache), the later stages in the run's precision
             return embed_batches(model, len(batch), get, freeze, self.config.tta,
-                                 device=next(model.parameters()).device)
+                                 device=next(model.parameters()).device, precision=self.config.precision)
 
     def explain(self, query: str | Path | Image.Image, neighbour: str | Path | Image.Image) -> SimilarityMaps:
         """Heat maps of the regions that make two images (paths or PIL images) close under this run's model."""

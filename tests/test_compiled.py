@@ -58,8 +58,8 @@ def test_a_failed_compile_warns_once_and_runs_eager(capsys: pytest.CaptureFixtur
     assert fast.compiled is None
 
 
-def inputs_of(data_dir: Path, work: Path, setting: str) -> Inputs:
-    cfg, _ = parse_args(["--data-dir", str(data_dir), *TINY_ARGS, "--compile", setting])
+def inputs_of(data_dir: Path, work: Path, setting: str, precision: str = "fp32") -> Inputs:
+    cfg, _ = parse_args(["--data-dir", str(data_dir), *TINY_ARGS, "--compile", setting, "--precision", precision])
     make_deterministic(cfg.seed)
     work.mkdir()
     data = load_data(cfg, work, resume=False)

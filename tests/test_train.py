@@ -271,6 +271,33 @@ def test_two_runs_of_one_seed_are_identical(repro_run: Path, synthetic_data: Pat
     assert not np.array_equal(read_vectors(other / "embeddings.parquet")[1], read_vectors(again / "embeddings.parquet")[1])
 
 
+WITHOUT_SPEED_SETTINGS = """
+import sys
+import torch
+import skinsim.train as T
+real = T.make_deterministic
+def filling(seed):
+    real(seed)
+    torch.utils.deterministic.fill_uninitialized_memory = True  # torch's default: NaN in every new tensor
+T.make_deterministic = filling
+T.keep_freed_memory = lambda: False  # glibc's own thresholds
+sys.exit(T.main(sys.argv[1:]))
+"""
+
+
+def test_the_speed_settings_change_no_result(repro_run: Path, synthetic_data: Path, tmp_path: Path):
+    """Neither the skipped NaN fill of new memory nor glibc's thresholds (skinsim.allocator) change a run."""
+    import subprocess
+    import sys
+
+    plain = tmp_path / "plain"
+    done = subprocess.run([sys.executable, "-c", WITHOUT_SPEED_SETTINGS, "--data-dir", str(synthetic_data),
+                           "--out", str(plain), *REPRO_ARGS], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert torch.utils.deterministic.fill_uninitialized_memory is False  # this process trained with both settings
+    assert_same_run(repro_run, plain)
+
+
 KILL_MID_EPOCH = """
 import os, signal, sys
 import skinsim.train as T
@@ -392,20 +419,23 @@ def test_benchmark_retrains_a_stored_run_whose_recipe_is_not_the_one_asked_for(m
 
     trained = []
     monkeypatch.setattr(B.runs, "runs_dir", lambda: tmp_path)
-    monkeypatch.setattr(T, "train", lambda cfg, folder: trained.append((folder.name, cfg.lesion_weight, cfg.compile)))
-    # the same recipe read from another folder, device or worker count: reused as it is
-    store("same", preset("default", data_dir="/elsewhere", split="lesion", device="cpu", workers=1, seed=7))
+    monkeypatch.setattr(T, "train", lambda cfg, folder: trained.append((folder.name, cfg.lesion_weight, cfg.compile,
+                                                                        cfg.precision)))
+    # the same recipe read from another folder, device or worker count: reused as it is (a float32 run, as all of
+    # docs/results.md's are)
+    store("same", preset("default", data_dir="/elsewhere", split="lesion", device="cpu", workers=1, seed=7,
+                         precision="fp32"))
     assert B.trained_row("d", "lesion", Path("data"), {"seed": 7}, "", False, name="same")["P@1"] == 0.5
     assert trained == []
     # a run trained before the lesion term (its config has no lesion_weight): not the default any more
     old = preset("default", data_dir="data", split="lesion").to_dict()
-    del old["lesion_weight"]
+    del old["lesion_weight"], old["precision"]
     store("old", preset("default", data_dir="data", split="lesion", lesion_weight=0.0))
     (tmp_path / "old" / "config.json").write_text(json.dumps({**old, "meta": {}}))
     B.trained_row("d", "lesion", Path("data"), {}, "", False, name="old")
-    assert trained == [("old", 1.0, "off")]  # trained eager, as the stored tables were
+    assert trained == [("old", 1.0, "off", "fp32")]  # trained eager and float32, as the stored tables were
     assert "old was trained with another recipe (lesion_weight: 0.0 -> 1.0)" in capsys.readouterr().out
-    assert B.recipe_changes(old, preset("default", lesion_weight=0.0)) == []
+    assert B.recipe_changes(old, preset("default", lesion_weight=0.0, precision="fp32")) == []
 
 
 def test_benchmark_frozen_rows_score_each_split_seeds_lesion_split(monkeypatch, tmp_path):

@@ -39,7 +39,6 @@ from skinsim.evaluate import evaluate, quick_p_at_1, summary
 from skinsim.losses import margin_violations
 from skinsim.metric_losses import LOSSES, Objective, terms
 from skinsim.model import Embedder
-from skinsim.precision import check_setting as check_precision
 from skinsim.precision import resolve as resolve_precision
 from skinsim.projection import Projection, fit_umap
 from skinsim.sampler import PKSampler, TripletSampler
@@ -376,7 +375,6 @@ def train(cfg: TrainConfig, final: Path, resume: bool = False) -> Path:
     """Run the whole pipeline for one config and return the finished run folder (every rank returns it)."""
     check_objective(cfg)
     check_setting(cfg.compile)
-    check_precision(cfg.precision)
     keep_freed_memory()  # 10% off a CPU training step, a quarter off the cache: no page faults per batch
     clock: dict[str, float] = {}
     tick = time.perf_counter()

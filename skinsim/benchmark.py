@@ -10,9 +10,10 @@ Queries are the validation split, the search space the test split, for both prot
 
 A second table trains the old default recipe (before issue 8) with each of `--train-seeds` on the same lesion
 split and reports their mean, standard deviation and range: runs are deterministic for one seed, so this is the
-noise a change of recipe has to beat. A third trains the default and the old default on each of `--split-seeds`
-(training seed 42) and reports val -> test once per recipe and split, with mean and spread, beside frozen
-ImageNet Lite0 features on each of those splits.
+noise a change of recipe has to beat. A third trains the default, the old default and the
+default at lesion weight 0.5 on each of `--split-seeds` (training seed 42) and reports val -> test once per recipe
+and split, with mean and spread, beside frozen ImageNet Lite0 features on each of those splits, then each recipe's
+per-class P@1, melanoma first.
 """
 from __future__ import annotations
 
@@ -35,7 +36,8 @@ from skinsim.splits import make_split
 from skinsim.transforms import normalise
 
 PROTOCOLS = ("lesion", "image")
-SPLITS_TITLE = "\nthe default recipe and the old one over split seeds (training seed 42; val -> test)\n"
+SPLITS_TITLE = "\nthe default recipe, the old one and lesion weight 0.5 over split seeds (training seed 42; val -> test)\n"
+PER_CLASS_TITLE = "\nper-class P@1 of each recipe, mean over the split seeds (val -> test; queries summed)\n\n"
 PIXEL_SIZE = (24, 32)
 
 
@@ -144,6 +146,19 @@ def spread_rows(data_dir: Path, seeds: list[int], force: bool) -> list[dict]:
     return summarised("old default", rows)
 
 
+# the recipes of the split-seed table: (label, settings over the default, run-name prefix)
+SPLIT_RECIPES = [("old default", OLD_DEFAULT, "bench-old-default-split"),
+                 ("default", {}, "bench-default-split"),
+                 # the one measured point between the two (issue 8's second round): half the lesion term
+                 ("lesion weight 0.5", {"lesion_weight": 0.5}, "bench-lw05-split")]
+CLASS_ORDER = ["mel", "nv", "bcc", "akiec", "bkl", "df", "vasc"]  # melanoma first: the class that matters most
+
+
+def split_run_name(label: str, prefix: str, split_seed: int) -> str:
+    """The run folder of one recipe on one split seed; the old default's split-42 run is the spread table's."""
+    return "bench-default-lesion-seed42" if (label == "old default" and split_seed == 42) else f"{prefix}{split_seed}"
+
+
 def split_seed_rows(data_dir: Path, split_seeds: list[int], force: bool, trained_only: bool = False) -> list[dict]:
     """The default recipe beside the old one on each split seed (training seed 42): val -> test once per recipe.
 
@@ -151,11 +166,10 @@ def split_seed_rows(data_dir: Path, split_seeds: list[int], force: bool, trained
     exist and names the missing ones instead of training them.
     """
     rows = []
-    for label, over, prefix in (("old default", OLD_DEFAULT, "bench-old-default-split"),
-                                ("default", {}, "bench-default-split")):
+    for label, over, prefix in SPLIT_RECIPES:
         these = []
         for s in split_seeds:
-            name = "bench-default-lesion-seed42" if (label == "old default" and s == 42) else f"{prefix}{s}"
+            name = split_run_name(label, prefix, s)
             if trained_only and not runs.is_run(runs.runs_dir() / name):
                 print(f"{label} split {s}: run {name} not trained (--trained-only)", flush=True)
                 continue
@@ -164,6 +178,29 @@ def split_seed_rows(data_dir: Path, split_seeds: list[int], force: bool, trained
             print(format_table(these[-1:]), flush=True)
         rows += summarised(f"{label} over split seeds", these) if these else []
     return rows
+
+
+def per_class_rows(split_seeds: list[int]) -> list[dict]:
+    """Per-class P@1 (melanoma first) and same-lesion R@1 of each split-seed recipe, as the mean over the split
+    seeds whose runs exist; a last row counts the val queries of each class over those splits."""
+    rows, counts = [], None
+    for label, _, prefix in SPLIT_RECIPES:
+        found = [runs.runs_dir() / split_run_name(label, prefix, s) for s in split_seeds]
+        metrics = [runs.load_run(f).metrics for f in found if runs.is_run(f)]
+        if not metrics:
+            continue
+        row: dict = {"recipe": label, "splits": len(metrics)}
+        for c in CLASS_ORDER:
+            per = [m["per_class"][c]["p_at_1"] for m in metrics if c in m.get("per_class", {})]
+            row[c] = float(np.mean(per)) if per else None
+        same = [m["same_lesion"]["r_at_1"] for m in metrics if m.get("same_lesion")]
+        row["same-lesion R@1"] = float(np.mean(same)) if same else None
+        rows.append(row)
+        if counts is None:  # one lesion split per seed: every recipe has the same queries
+            counts = {"recipe": "queries (same-lesion: val + test)", "splits": len(metrics),
+                      **{c: sum(m["per_class"].get(c, {}).get("n_queries", 0) for m in metrics) for c in CLASS_ORDER},
+                      "same-lesion R@1": sum((m.get("same_lesion") or {}).get("n_queries", 0) for m in metrics)}
+    return rows + ([counts] if counts else [])
 
 
 def frozen_split_rows(data_dir: Path, split_seeds: list[int],
@@ -191,7 +228,9 @@ def splits_table(data_dir: Path, split_seeds: list[int], force: bool, trained_on
                  frozen: tuple[pd.DataFrame, np.ndarray, float] | None = None) -> str:
     """The split-seed table: both recipes on each split seed, then the frozen features on each."""
     rows = split_seed_rows(data_dir, split_seeds, force, trained_only)
-    return format_table(rows + frozen_split_rows(data_dir, split_seeds, frozen))
+    table = format_table(rows + frozen_split_rows(data_dir, split_seeds, frozen))
+    classes = per_class_rows(split_seeds)
+    return table + (PER_CLASS_TITLE + format_table(classes) if classes else "")
 
 
 def format_table(rows: list[dict]) -> str:

@@ -1,6 +1,7 @@
 """The training entry point writes a complete run folder; interrupted runs resume; flags keep their meaning."""
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -390,16 +391,40 @@ def test_benchmark_default_beside_the_old_one_over_split_seeds(monkeypatch, tmp_
     assert seen == [("old default split 1", 0.0, 1, "bench-old-default-split1"),
                     ("old default split 2", 0.0, 2, "bench-old-default-split2"),
                     ("default split 1", None, 1, "bench-default-split1"),
-                    ("default split 2", None, 2, "bench-default-split2")]
+                    ("default split 2", None, 2, "bench-default-split2"),
+                    ("lesion weight 0.5 split 1", 0.5, 1, "bench-lw05-split1"),
+                    ("lesion weight 0.5 split 2", 0.5, 2, "bench-lw05-split2")]
     by_method = {r["method"]: r for r in rows}
     assert by_method["default over split seeds, mean of 2"]["P@1"] == pytest.approx(0.7015)
     assert by_method["old default over split seeds, max - min of 2"]["P@1"] == pytest.approx(0.001)
     assert B.split_seed_rows(Path("."), [42], force=False)[0]["method"] == "old default split 42"
-    assert seen[-2][-1] == "bench-default-lesion-seed42"  # the spread table's run
+    assert seen[-3][-1] == "bench-default-lesion-seed42"  # the spread table's run
     # --trained-only: a missing run is named, not trained
     monkeypatch.setattr(B.runs, "runs_dir", lambda: tmp_path)
     seen.clear()
     assert B.split_seed_rows(Path("."), [7], force=False, trained_only=True) == [] and seen == []
+
+
+def test_benchmark_per_class_table_puts_melanoma_first_and_averages_the_splits(monkeypatch, tmp_path):
+    import skinsim.benchmark as B
+
+    def metrics(mel: float, nv: float, same: float) -> dict:
+        return {"per_class": {"nv": {"p_at_1": nv, "n_queries": 10}, "mel": {"p_at_1": mel, "n_queries": 3}},
+                "same_lesion": {"r_at_1": same, "n_queries": 4}}
+
+    stored = {"bench-default-split1": metrics(0.2, 0.9, 0.6), "bench-default-split2": metrics(0.4, 0.7, 0.8),
+              "bench-lw05-split1": metrics(0.5, 0.8, 0.5)}
+    monkeypatch.setattr(B.runs, "is_run", lambda folder: folder.name in stored)
+    monkeypatch.setattr(B.runs, "load_run", lambda folder: SimpleNamespace(metrics=stored[folder.name]))
+    rows = B.per_class_rows([1, 2])
+    # no old-default run here
+    assert [r["recipe"] for r in rows] == ["default", "lesion weight 0.5", "queries (same-lesion: val + test)"]
+    assert list(rows[0])[:4] == ["recipe", "splits", "mel", "nv"]
+    assert rows[0]["splits"] == 2 and rows[0]["mel"] == pytest.approx(0.3) and rows[0]["nv"] == pytest.approx(0.8)
+    assert rows[0]["same-lesion R@1"] == pytest.approx(0.7) and rows[0]["bcc"] is None
+    assert rows[1]["splits"] == 1 and rows[1]["mel"] == pytest.approx(0.5)
+    assert rows[2]["mel"] == 6 and rows[2]["nv"] == 20 and rows[2]["same-lesion R@1"] == 8
+    assert B.format_table(rows).splitlines()[0].startswith("| recipe | splits | mel | nv | bcc |")
 
 
 def test_benchmark_retrains_a_stored_run_whose_recipe_is_not_the_one_asked_for(monkeypatch, tmp_path, capsys):

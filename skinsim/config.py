@@ -39,6 +39,9 @@ class TrainConfig:
     class_power: float = 0.5         # classes drawn with probability ~ count**class_power (0 balanced, 1 natural)
     lesion_weight: float = 1.0       # weight of a supervised-contrastive term over lesion ids; 0 is the recipe before
                                      # issue 8, whose neighbours shared a diagnosis but hardly ever the lesion
+    look_dims: int = 0               # > 0: the last look_dims outputs form a "look" part that only the lesion term
+                                     # trains, the rest a diagnosis part for the class loss (skinsim.two_part)
+    look_share: float = 0.5          # how much the look part weighs in every distance when look_dims > 0 (0-1)
     # optimisation
     optimizer: str = "adamw"         # adagrad | adamw | sgd
     lr: float = 1e-3

@@ -5,8 +5,8 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from skinsim import two_part
 from skinsim.distributed import World, share
 from skinsim.model import Embedder
 from skinsim.precision import autocast
@@ -53,4 +53,5 @@ def embed_batches(model: Embedder, n: int, get_batch: Callable[[slice], torch.Te
 def _embed(model: Embedder, x: torch.Tensor, start: int, tta: bool) -> torch.Tensor:
     if not tta:
         return model(x, start)
-    return F.normalize(torch.stack([model(v, start) for v in flip_views(x)]).mean(0), dim=1)
+    mean = torch.stack([model(v, start) for v in flip_views(x)]).mean(0)
+    return two_part.join(mean, model.look_dims, model.look_share)  # each part unit-length again

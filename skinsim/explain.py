@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from skinsim import two_part
 from skinsim.data.images import to_array
 from skinsim.transforms import normalise
 
@@ -90,12 +91,17 @@ def similarity_maps(model: nn.Module, query: torch.Tensor, neighbour: torch.Tens
         with torch.enable_grad():
             map_q, z_q = _features(model, query.to(device))
             map_n, z_n = _features(model, neighbour.to(device))
-            u_q, u_n = F.normalize(z_q, dim=1).detach(), F.normalize(z_n, dim=1).detach()
-            target_q, target_n = (z_q * u_n).sum(), (z_n * u_q).sum()
+            look_dims, share = getattr(model, "look_dims", 0), getattr(model, "look_share", 0.5)
+            u_q, u_n = (two_part.join(z, look_dims, share).detach() for z in (z_q, z_n))
+            w_n, w_q = u_n, u_q  # target_q = z_q . w_n, target_n = z_n . w_q
+            if look_dims:  # two parts: linear targets whose values are the joined cosine
+                w_n = two_part.linear_target(z_q, u_n, look_dims, share)
+                w_q = two_part.linear_target(z_n, u_q, look_dims, share)
+            target_q, target_n = (z_q * w_n).sum(), (z_n * w_q).sum()
             cam_q, share_q = _cam(map_q, target_q, tuple(query.shape[2:]))
             cam_n, _ = _cam(map_n, target_n, tuple(neighbour.shape[2:]))
     finally:
         model.train(was_training)
-    bias_term = float((model.fc.bias.detach() * u_n[0]).sum()) if model.fc.bias is not None else 0.0
+    bias_term = float((model.fc.bias.detach() * w_n[0]).sum()) if model.fc.bias is not None else 0.0
     return SimilarityMaps(query=cam_q, neighbour=cam_n, cosine=float((u_q * u_n).sum()),
                           query_share_sum=share_q, query_target=float(target_q.detach()) - bias_term)

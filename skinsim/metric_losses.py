@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from skinsim import two_part
 from skinsim.losses import lesion_contrast, triplet_loss
 from skinsim.mining import mine
 
@@ -51,13 +52,18 @@ def terms(name: str) -> tuple[bool, str | None]:
 
 class Objective(nn.Module):
     """The loss a run trains with: the triplet term over mined triplets and/or a named class-level loss, plus
-    `lesion_weight` x the lesion term. Its parameters (proxies, class centres) train with the embedder."""
+    `lesion_weight` x the lesion term. Its parameters (proxies, class centres) train with the embedder.
+
+    With `look_dims` (skinsim.two_part), the class terms see only the diagnosis part of the embedding and the
+    lesion term only the look part; otherwise all terms see the whole embedding."""
 
     def __init__(self, name: str, mining: str, margin: float, lesion_weight: float, n_classes: int,
-                 embedding_size: int, seed: int):
+                 embedding_size: int, seed: int, look_dims: int = 0, look_share: float = 0.5):
         super().__init__()
         self.triplet, other = terms(name)
         self.mining, self.margin, self.lesion_weight = mining, margin, lesion_weight
+        self.look_dims, self.look_share = look_dims, look_share
+        embedding_size -= look_dims  # the class terms' proxies live in the diagnosis part
         self.other, self.miner = None, None
         if other is not None:
             # initialised from `seed` on a forked CPU generator: every rank and every run of one seed starts from
@@ -68,11 +74,15 @@ class Objective(nn.Module):
 
     def forward(self, emb: torch.Tensor, labels: torch.Tensor, lesions: torch.Tensor) -> torch.Tensor:
         """The loss of one (global) batch of unit embeddings with their class and lesion labels."""
-        loss = triplet_loss(emb, mine(self.mining, emb, labels, self.margin), self.margin) if self.triplet else None
+        diagnosis, look = two_part.split(emb, self.look_dims, self.look_share) if self.look_dims else (emb, emb)
+        loss = None
+        if self.triplet:
+            loss = triplet_loss(diagnosis, mine(self.mining, diagnosis, labels, self.margin), self.margin)
         if self.other is not None:
-            pairs = self.miner(emb, labels) if self.miner is not None else None  # None: every pair of the batch
-            value = self.other(emb, labels, pairs)
+            # None: every pair of the batch
+            pairs = self.miner(diagnosis, labels) if self.miner is not None else None
+            value = self.other(diagnosis, labels, pairs)
             loss = value if loss is None else loss + value
         if self.lesion_weight:
-            loss = loss + self.lesion_weight * lesion_contrast(emb, lesions)
+            loss = loss + self.lesion_weight * lesion_contrast(look, lesions)
         return loss

@@ -35,7 +35,7 @@ from skinsim.vector_index import AUTO_EXACT_LIMIT, VectorIndex, auto_spec
 def load_model(run: Run, device: str = "cpu") -> Embedder:
     """Rebuild a run's embedder from config.json and its safetensors checkpoint (no unpickling)."""
     cfg = TrainConfig.from_dict(run.config)
-    model = Embedder(cfg.backbone, cfg.em, pretrained="none")
+    model = Embedder(cfg.backbone, cfg.em, pretrained="none", look_dims=cfg.look_dims, look_share=cfg.look_share)
     state = load_file(run.path / "checkpoint.safetensors")
     model.load_state_dict({k: v.float() for k, v in state.items()})
     return model.to(pick_device(device)).eval()

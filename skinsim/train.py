@@ -25,7 +25,7 @@ from safetensors.torch import save_file
 from tqdm import tqdm
 
 import skinsim
-from skinsim import distributed, runs
+from skinsim import distributed, runs, two_part
 from skinsim.allocator import keep_freed_memory
 from skinsim.backbones import WeightsError
 from skinsim.compiled import check_setting, trunk_pass, use_compile
@@ -55,13 +55,16 @@ FLAGS = {
     "workers": int, "optimizer": str, "weight_decay": float, "scheduler": str, "freeze": int,
     "cache_views": int, "samples_per_class": int, "class_power": float, "max_steps": int, "lesion_weight": float,
     "dataset": str, "csv": str, "image_col": str, "label_col": str, "group_col": str, "loss": str, "compile": str,
-    "precision": str,
+    "precision": str, "look_dims": int, "look_share": float,
 }
 # what a flag's help says before its default, where the name alone does not say enough
 HELP = {"loss": f"{' | '.join(LOSSES)} | triplet+ one of the others (e.g. triplet+proxy-anchor): triplet is the "
                 "FaceNet-style loss over --mining's triplets, the others are pytorch-metric-learning's ",
         "compile": "auto | on | off: torch.compile the frozen trunk's passes (the cache); auto: on the CPU for "
                    "2,000+ images; speed only ",
+        "look_dims": "0: one embedding for every term; N > 0: the last N dimensions are a look part that only the "
+                     "lesion term trains, the rest a diagnosis part for the class loss ",
+        "look_share": "with --look-dims: the look part's weight in every distance, between 0 and 1 ",
         "precision": "auto | bf16 | fp32: the embedding passes without gradients (validation, embeddings, queries) "
                      "in bfloat16 autocast, 2x faster where the device has it natively (auto); training and the cache "
                      "stay float32 "}
@@ -258,6 +261,9 @@ def check_objective(cfg: TrainConfig) -> None:
     P x K batches it needs (checked before any work is done)."""
     if cfg.lesion_weight < 0:
         raise ValueError(f"--lesion-weight must be 0 or more, not {cfg.lesion_weight}")
+    two_part.check(cfg.look_dims, cfg.look_share, cfg.em)
+    if cfg.look_dims and not cfg.lesion_weight:
+        raise ValueError("--look-dims needs the lesion term that trains the look part: give --lesion-weight above 0")
     _, other = terms(cfg.loss)
     if cfg.mining != "random":
         return
@@ -271,7 +277,8 @@ def check_objective(cfg: TrainConfig) -> None:
 
 def make_objective(cfg: TrainConfig, n_classes: int, device: torch.device) -> Objective:
     """The named loss with the lesion term; its parameters start from `cfg.seed` alike on every rank."""
-    return Objective(cfg.loss, cfg.mining, cfg.loss_margin, cfg.lesion_weight, n_classes, cfg.em, cfg.seed).to(device)
+    return Objective(cfg.loss, cfg.mining, cfg.loss_margin, cfg.lesion_weight, n_classes, cfg.em, cfg.seed,
+                     cfg.look_dims, cfg.look_share).to(device)
 
 
 def make_sampler(cfg: TrainConfig, train_labels: np.ndarray,
@@ -361,7 +368,7 @@ def load_state(path: Path, model: Embedder, objective: Objective, opt, sched,
 
 def build_model(cfg: TrainConfig, device: torch.device, world: World) -> tuple[Embedder, torch.nn.Module]:
     """The embedder (first `freeze` stages frozen) and what training calls: itself, or its DDP wrapper."""
-    model = Embedder(cfg.backbone, cfg.em, cfg.pretrained).to(device)
+    model = Embedder(cfg.backbone, cfg.em, cfg.pretrained, cfg.look_dims, cfg.look_share).to(device)
     if cfg.freeze:
         freeze_trunk(model, cfg.freeze)
     if not world.distributed:

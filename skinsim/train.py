@@ -257,8 +257,8 @@ class Inputs:
 
 
 def check_objective(cfg: TrainConfig) -> None:
-    """ValueError for an unknown --loss, a negative lesion weight, or a lesion term or class-level loss without the
-    P x K batches it needs (checked before any work is done)."""
+    """ValueError for an unknown --loss, a negative lesion weight, two parts that cannot be joined or lack the lesion
+    term, or a lesion term or class-level loss without the P x K batches it needs (checked before any work is done)."""
     if cfg.lesion_weight < 0:
         raise ValueError(f"--lesion-weight must be 0 or more, not {cfg.lesion_weight}")
     two_part.check(cfg.look_dims, cfg.look_share, cfg.em)

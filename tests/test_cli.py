@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[1]
 # module -> what its --help must list (flags, or subcommands with their one-line help)
 HELP = {
     "skinsim.train": ["--preset", "--data-dir", "--out", "--resume", "--epochs", "--backbone", "--image-size",
-                      "--seed", "--split-seed", "--loss", "proxy-anchor", "triplet+"],
+                      "--seed", "--split-seed", "--loss", "proxy-anchor", "triplet+", "--look-dims", "--look-share"],
     "skinsim.evaluate": ["run"],
     "skinsim.benchmark": ["--data-dir", "--seed-steps", "--skip-trained", "--retrain", "--train-seeds",
                           "--only-spread", "--split-seeds", "--only-splits", "--trained-only"],
@@ -28,6 +28,7 @@ HELP = {
     "skinsim.bench_load": ["--run", "--users", "--clicks"],
     "skinsim.screen": ["--data-dir", "--losses", "--seeds"],
     "skinsim.hubness": ["run", "--k", "CSLS", "--dev-fold"],
+    "skinsim.two_part": ["run", "--shares", "diagnosis part", "look part"],
     "skinsim.data": ["download", "check", "download HAM10000", "check that a HAM10000 folder"],
     "skinsim.data.download": ["--dest", "--source", "--base-url", "--keep-archives", "--force"],
 }

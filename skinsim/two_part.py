@@ -35,8 +35,10 @@ def join(out: torch.Tensor, look_dims: int, share: float) -> torch.Tensor:
     """Unit vectors from raw head outputs (n, em): one L2-normalised part, or the two parts joined at `share`."""
     if not look_dims:
         return F.normalize(out, dim=1)
-    diagnosis = F.normalize(out[:, :-look_dims], dim=1)
-    look = F.normalize(out[:, -look_dims:], dim=1)
+    return _weighed(F.normalize(out[:, :-look_dims], dim=1), F.normalize(out[:, -look_dims:], dim=1), share)
+
+
+def _weighed(diagnosis: torch.Tensor, look: torch.Tensor, share: float) -> torch.Tensor:
     return torch.cat([diagnosis * (1 - share) ** 0.5, look * share ** 0.5], dim=1)
 
 
@@ -47,8 +49,7 @@ def split(emb: torch.Tensor, look_dims: int, share: float) -> tuple[torch.Tensor
 
 def rejoin(emb: torch.Tensor, look_dims: int, share: float, new_share: float) -> torch.Tensor:
     """The same vectors joined at `new_share` (0: diagnosis only, 1: look only, as in `join`'s formula)."""
-    diagnosis, look = split(emb, look_dims, share)
-    return torch.cat([diagnosis * (1 - new_share) ** 0.5, look * new_share ** 0.5], dim=1)
+    return _weighed(*split(emb, look_dims, share), new_share)
 
 
 def linear_target(z: torch.Tensor, other: torch.Tensor, look_dims: int, share: float) -> torch.Tensor:

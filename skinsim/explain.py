@@ -91,7 +91,7 @@ def similarity_maps(model: nn.Module, query: torch.Tensor, neighbour: torch.Tens
         with torch.enable_grad():
             map_q, z_q = _features(model, query.to(device))
             map_n, z_n = _features(model, neighbour.to(device))
-            look_dims, share = getattr(model, "look_dims", 0), getattr(model, "look_share", 0.5)
+            look_dims, share = model.look_dims, model.look_share
             u_q, u_n = (two_part.join(z, look_dims, share).detach() for z in (z_q, z_n))
             w_n, w_q = u_n, u_q  # target_q = z_q . w_n, target_n = z_n . w_q
             if look_dims:  # two parts: linear targets whose values are the joined cosine

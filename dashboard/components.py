@@ -7,7 +7,9 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import data
+from dashboard import heat_maps, run_data, run_images, search, selections
+from dashboard.neighbour_data import extra_columns
+from skinsim.runs.folder import runs_dir
 
 RUN_KEY = "run_name"
 FOCUS_KEY = "map_focus"  # (run name, image_id) of the map's clicked point; outlives the chart's own selection state
@@ -19,17 +21,17 @@ META_FIELDS = ["dx", "dx_type", "age", "sex", "localization", "split", "lesion_i
 
 def run_picker() -> Path | None:
     """The sidebar's run choice (shared by every page); None when there is no run at all."""
-    runs = data.available_runs()
+    runs = run_data.available_runs()
     if not runs:
         st.sidebar.info("No run yet.")
         return None
     by_name = {p.name: p for p in runs}
-    default = data.default_run(runs)
+    default = run_data.default_run(runs)
     names = list(by_name)
     if st.session_state.get(RUN_KEY) not in by_name:
         # first visit, or the chosen run was deleted: fall back to the default instead of erroring
         st.session_state[RUN_KEY] = default.name if default else names[0]
-    name = st.sidebar.selectbox("Run", names, key=RUN_KEY, help=f"Runs under {data.runs_dir()}")
+    name = st.sidebar.selectbox("Run", names, key=RUN_KEY, help=f"Runs under {runs_dir()}")
     return by_name[name]
 
 
@@ -38,8 +40,8 @@ def current_run() -> Path | None:
     name = st.session_state.get(RUN_KEY)
     if name is None:
         return None
-    path = data.runs_dir() / name
-    return path if data.is_complete_run(path) else None
+    path = runs_dir() / name
+    return path if run_data.is_complete_run(path) else None
 
 
 def page_run(title: str) -> Path | None:
@@ -61,7 +63,7 @@ def run_argument(run: Path) -> str:
 
 def no_run_notice() -> None:
     """Explain how to make the first run."""
-    st.info(f"There is no run under `{data.runs_dir()}` yet. Make one with:")
+    st.info(f"There is no run under `{runs_dir()}` yet. Make one with:")
     st.code(TRAIN_COMMAND, language="bash")
     st.caption("Training writes a run folder (embeddings, map, metrics, checkpoint) under `data/runs/`; reload "
                "this page when it has finished. `SKINSIM_RUNS` points the dashboard at another runs folder.")
@@ -69,18 +71,18 @@ def no_run_notice() -> None:
 
 def missing_images_notice(run: Path) -> None:
     """One message per page when some of the run's images are not on this machine."""
-    found, total = data.image_coverage(run)
+    found, total = run_images.image_coverage(run)
     if found < total:
-        where = ", ".join(f"`{p}`" for p in data.data_dirs(run)) or "no existing folder"
+        where = ", ".join(f"`{p}`" for p in run_images.data_dirs(run)) or "no existing folder"
         st.info(f"{total - found:,} of {total:,} images of this run were not found (looked in {where}); they are "
-                f"shown as placeholders. {data.GET_DATA}", icon=":material/image_not_supported:")
+                f"shown as placeholders. {run_images.GET_DATA}", icon=":material/image_not_supported:")
 
 
 def image_tiles(run: Path, ids: list[str], captions: list[str], width: int = TILE_WIDTH) -> None:
     """A wrapping row of image tiles with captions; missing images appear as placeholder tiles."""
     if not ids:
         return
-    pictures = [data.image_bytes(run, i)[0] for i in ids]
+    pictures = [run_images.image_bytes(run, i)[0] for i in ids]
     st.image(pictures, caption=captions, width=width)
 
 
@@ -110,10 +112,11 @@ def neighbour_panel(run: Path, table: pd.DataFrame, key: str = "neighbours", wid
 
 def image_card(run: Path, row: pd.Series, title: str, key: str, ratio: tuple[float, float] = (1, 1)) -> None:
     """One image of the run with its metadata beside it."""
-    facts = {f: row[f] for f in META_FIELDS + data.extra_columns(row.to_frame().T) if f in row.index}
+    facts = {f: row[f] for f in META_FIELDS + extra_columns(row.to_frame().T) if f in row.index}
     age = facts.get("age")
     facts["age"] = "unknown" if age is None or pd.isna(age) else int(age)
-    picture_card(data.image_bytes(run, str(row["image_id"]))[0], f"{title}: `{row['image_id']}`", facts, key, ratio)
+    picture = run_images.image_bytes(run, str(row["image_id"]))[0]
+    picture_card(picture, f"{title}: `{row['image_id']}`", facts, key, ratio)
 
 
 def picture_card(picture: Any, title: str, facts: dict[str, Any], key: str,
@@ -146,7 +149,7 @@ def map_button(run: Path, image_id: str, key: str, label: str = "Show on map") -
 
 def selection_actions(run: Path, table: pd.DataFrame, key: str, default_name: str) -> None:
     """Export a selection (image_id, lesion_id, dx, split, scores) as CSV, or keep it under a name in the run."""
-    from skinsim.selections import SelectionError, to_csv
+    from skinsim.runs.selections import SelectionError, to_csv
 
     with st.container(key=f"{key}_actions"):
         left, middle, right = st.columns([1.3, 2, 1.2], vertical_alignment="bottom")
@@ -157,7 +160,7 @@ def selection_actions(run: Path, table: pd.DataFrame, key: str, default_name: st
         replace = right.checkbox("replace", key=f"{key}_replace", help="Replace a saved selection of that name")
         if right.button("Save", key=f"{key}_save", icon=":material/bookmark_add:"):
             try:
-                path = data.save_selection(run, name, table, overwrite=replace)
+                path = selections.save_selection(run, name, table, overwrite=replace)
             except SelectionError as err:
                 st.error(str(err), icon=":material/block:")
             else:
@@ -169,7 +172,7 @@ def why_similar(run: Path, query: str | bytes, neighbours: pd.DataFrame, key: st
     """Pick a neighbour and see heat maps over both images of the regions that make them close."""
     with st.container(key=key):
         st.markdown("**Why similar?**")
-        if not data.run_info(run).has_checkpoint:
+        if not run_data.run_info(run).has_checkpoint:
             st.info(f"Run `{run.name}` has no checkpoint.safetensors, so the heat maps that explain a neighbour "
                     "cannot be computed (they need the model). Duplicates, label issues and outliers do not.",
                     icon=":material/visibility_off:")
@@ -181,8 +184,8 @@ def why_similar(run: Path, query: str | bytes, neighbours: pd.DataFrame, key: st
             return
         neighbour_id = choice.split(" ", 1)[1]
         try:
-            maps = data.why_similar(run, query, neighbour_id)
-        except data.SearchUnavailable as err:
+            maps = heat_maps.why_similar(run, query, neighbour_id)
+        except search.SearchUnavailable as err:
             st.info(str(err), icon=":material/image_not_supported:")
             return
         query_name = query if isinstance(query, str) else "uploaded image"

@@ -5,11 +5,11 @@ from typing import Any
 
 import pandas as pd
 
-from skinsim.evaluate import majority_baseline
+from skinsim.evaluate.report import majority_baseline
 
 HEADLINE = [("p_at_1", "P@1"), ("p_at_5", "P@5"), ("p_at_10", "P@10"), ("map_at_r", "mAP@R"),
             ("macro_p_at_1", "macro P@1"), ("r_at_5", "recall@5"), ("knn_balanced_accuracy", "kNN balanced acc.")]
-# config keys (skinsim.config.TrainConfig) worth naming on the home page; the rest stay in the full-config expander
+# config keys (skinsim.runs.config.TrainConfig) worth naming on the home page; the rest stay in the full-config expander
 TOPICS = {
     "data": ("data_dir", "split", "seed", "split_seed", "image_size"),
     "model": ("backbone", "pretrained", "em", "freeze", "tta"),

@@ -59,7 +59,7 @@ def synthetic_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_run(synthetic_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A complete run folder trained for a few steps on the synthetic images (checkpoint included)."""
-    from skinsim.train import main
+    from skinsim.train.train import main
 
     out = tmp_path_factory.mktemp("runs") / "tiny"
     assert main(["--data-dir", str(synthetic_data), "--out", str(out), *TINY_ARGS]) == 0

@@ -15,9 +15,9 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # the package is used from the checkout, installed or not
     sys.path.insert(0, str(REPO))
 
-from skinsim.config import TrainConfig  # noqa: E402
-from skinsim.evaluate import evaluate  # noqa: E402
-from skinsim.runs import write_json, write_vectors  # noqa: E402
+from skinsim.runs.config import TrainConfig  # noqa: E402
+from skinsim.evaluate.report import evaluate  # noqa: E402
+from skinsim.runs.folder import write_json, write_vectors  # noqa: E402
 
 DX = ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
 # roughly HAM10000's class shares, so the synthetic map looks like the real one

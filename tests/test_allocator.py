@@ -1,12 +1,10 @@
-"""skinsim.allocator: glibc's thresholds set where glibc is, nothing done elsewhere."""
+"""skinsim.compute.allocator: glibc's thresholds set where glibc is, nothing done elsewhere."""
 import platform
 
 import pytest
 import torch
 
-from skinsim import allocator
-
-
+from skinsim.compute import allocator
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
 def test_keep_freed_memory_on_glibc():
     assert allocator.keep_freed_memory() is True

@@ -15,7 +15,7 @@ from PIL import Image
 from skinsim.audit import FILES, FORMAT_VERSION, SUMMARY, AuditError, read_audit_table, run_audit
 from skinsim.audit.__main__ import main
 from skinsim.audit.knn import _smallest, lesion_codes, neighbours, unit_rows
-from skinsim.runs import read_json, write_json, write_vectors
+from skinsim.runs.folder import read_json, write_json, write_vectors
 
 REPO = Path(__file__).resolve().parents[1]
 COLUMNS = ["image_id", "lesion_id", "split", "dx", "dx_type", "age", "sex", "localization", "path"]

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from skinsim import backbones
-from skinsim.backbones import LITE_WEIGHTS, WeightsError, build_backbone, load_lite_state, rename_lite_keys
-from skinsim.model import Embedder
+from skinsim.model import backbones
+from skinsim.model.backbones import LITE_WEIGHTS, WeightsError, build_backbone, load_lite_state, rename_lite_keys
+from skinsim.model.embedder import Embedder
 
 LITES = sorted(LITE_WEIGHTS)
 

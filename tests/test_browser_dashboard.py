@@ -17,7 +17,7 @@ import pytest
 
 pytest.importorskip("playwright.sync_api", reason="the playwright python package is not installed")
 import dashboard_helpers as helpers  # noqa: E402
-from skinsim import bench_dashboard as bd  # noqa: E402
+from skinsim.bench import dashboard_speed as bd  # noqa: E402
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(bd.chromium_path() is None, reason="chromium is not installed at /usr/bin/chromium")]
@@ -123,10 +123,10 @@ def test_a_sampled_map_zooms_into_a_box_and_still_gives_neighbours(tmp_path: Pat
     # a run of about 600 images drawn as if it were a million: at most 150 points over density cells
     monkeypatch.setenv("SKINSIM_MAP_POINTS", "150")  # for this process's map_points too
     run = helpers.make_sample_run(tmp_path)
-    from dashboard import data, figures
+    from dashboard import figures, map_data
     from dashboard.map_view import area_region
 
-    table = data.map_table(run)
+    table = map_data.map_table(run)
     n = f"{len(table):,}"
     with bd.streamlit_server(tmp_path, env={"SKINSIM_MAP_POINTS": "150"}) as url:
         page = bd.new_page(chromium, height=SHOT_HEIGHT)
@@ -137,7 +137,7 @@ def test_a_sampled_map_zooms_into_a_box_and_still_gives_neighbours(tmp_path: Pat
         # a box around the leftmost 100 images: it selects every image there, drawn or not, and holds few enough
         # to be drawn whole once zoomed into
         box = page.locator(bd.MAP_CANVAS).first.bounding_box()
-        chart = data.map_chart(run, "dx", data.MapFilter())
+        chart = map_data.map_chart(run, "dx", map_data.MapFilter())
         every = figures.point_pixels(chart.spec, table["x"], table["y"], box["width"], box["height"])
         xs, ys = points[:, 1], points[:, 2]
         x0, y0, y1 = xs.min() - 4, ys.min() - 4, ys.max() + 4
@@ -189,7 +189,7 @@ def upload(page: Any, name: str, content: bytes, mime: str = "image/jpeg") -> No
 def test_upload_on_the_query_viewer(tiny_run: Path, chromium: Any) -> None:
     from PIL import Image
 
-    from skinsim.search import SearchIndex
+    from skinsim.search.search_index import SearchIndex
 
     import pandas as pd
 
@@ -273,7 +273,7 @@ def test_without_any_run_every_page_explains_how_to_make_one(tmp_path: Path, chr
 
 
 def test_several_users_click_at_once(site: tuple[str, Path]) -> None:
-    from skinsim.bench_load import load
+    from skinsim.bench.dashboard_load import load
 
     _, run = site
     lines = load(run, users=2, clicks=1)

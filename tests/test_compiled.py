@@ -7,10 +7,13 @@ import pytest
 import torch
 from torch import nn
 
-from skinsim.compiled import CompiledForward, use_compile
-from skinsim.distributed import World
-from skinsim.runs import read_json, read_vectors
-from skinsim.train import Inputs, build_model, load_data, main, make_deterministic, parse_args
+from skinsim.compute.compiled import CompiledForward, use_compile
+from skinsim.compute.distributed import World
+from skinsim.runs.folder import read_json, read_vectors
+from skinsim.train.cli import parse_args
+from skinsim.train.inputs import Inputs, load_data
+from skinsim.train.setup import build_model, make_deterministic
+from skinsim.train.train import main
 from tests.conftest import TINY_ARGS
 
 

@@ -15,8 +15,8 @@ from PIL import Image  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 import dashboard_helpers as helpers  # noqa: E402
-from skinsim.bench_dashboard import expected_neighbours  # noqa: E402
-from skinsim.runs import is_run, list_runs, read_vectors  # noqa: E402
+from skinsim.bench.dashboard_speed import expected_neighbours  # noqa: E402
+from skinsim.runs.folder import is_run, list_runs, read_vectors  # noqa: E402
 
 ENTRY = str(helpers.REPO / "dashboard" / "Home.py")
 PAGES = ["app_pages/home.py", "app_pages/embedding_map.py", "app_pages/retrieval_accuracy.py",
@@ -183,11 +183,11 @@ def test_accuracy_page_compares_two_runs_and_follows_k(runs_root: Path, monkeypa
 
 
 def test_recomputed_accuracy_matches_the_stored_metrics(runs_root: Path) -> None:
-    from dashboard import data
+    from dashboard import accuracy, run_data
 
     run = runs_root / "synthetic"
     metrics = json.loads((run / "metrics.json").read_text())
-    at5 = data.retrieval_at_k(str(run), data.stamp(run), 5)
+    at5 = accuracy.retrieval_at_k(str(run), run_data.stamp(run), 5)
     assert at5.overall.loc["p_at_1", "micro"] == pytest.approx(metrics["overall"]["p_at_1"])
     assert at5.overall.loc["p_at_k", "micro"] == pytest.approx(metrics["overall"]["p_at_5"])
     assert at5.overall.loc["recall_at_k", "micro"] == pytest.approx(metrics["overall"]["r_at_5"])
@@ -208,30 +208,30 @@ def test_recomputed_accuracy_matches_the_stored_metrics(runs_root: Path) -> None
 def test_a_rewritten_run_is_read_again(tmp_path: Path) -> None:
     import os
 
-    from dashboard import data
+    from dashboard import map_data, run_data
 
     run = helpers.make_run(tmp_path, "again", n=120, images=False)
-    assert len(data.embeddings(run)[0]) == 120
+    assert len(run_data.embeddings(run)[0]) == 120
     helpers.make_run(tmp_path, "again", n=150, images=False)
     later = (run / "config.json").stat().st_mtime + 10
     os.utime(run / "config.json", (later, later))  # mtime resolution must not hide the rewrite
-    assert len(data.embeddings(run)[0]) == 150
-    assert len(data.map_table(run)) == 150
+    assert len(run_data.embeddings(run)[0]) == 150
+    assert len(map_data.map_table(run)) == 150
 
 
 def test_map_chart_sends_every_point_once_as_a_table(runs_root: Path) -> None:
-    from dashboard import data
+    from dashboard import map_data
 
     run = runs_root / "synthetic"
-    table = data.map_table(run)
-    chart = data.map_chart(run, "dx", data.MapFilter())
+    table = map_data.map_table(run)
+    chart = map_data.map_chart(run, "dx", map_data.MapFilter())
     assert sorted(chart.rows.tolist()) == sorted(table["row"].tolist()) and not chart.sampled
     source = chart.spec["dataset"][0]["source"]
     # a dataframe: Streamlit sends it to the browser as Arrow, not as JSON number lists
     assert isinstance(source, pd.DataFrame) and len(source) == len(table)
     by_row = table.set_index("row")
     assert source["image_id"].tolist() == by_row.loc[chart.rows, "image_id"].tolist()  # rows follow the series
-    only_mel = data.map_chart(run, "dx", data.MapFilter(dx=("mel",)))
+    only_mel = map_data.map_chart(run, "dx", map_data.MapFilter(dx=("mel",)))
     assert set(by_row.loc[only_mel.rows, "dx"]) == {"mel"} and only_mel.in_view == (table["dx"] == "mel").sum()
 
 
@@ -363,7 +363,7 @@ def test_upload_without_a_checkpoint_explains_why(runs_root: Path, monkeypatch: 
 
 
 def test_upload_is_embedded_with_the_runs_checkpoint(tiny_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from skinsim.search import SearchIndex
+    from skinsim.search.search_index import SearchIndex
 
     meta = pd.read_parquet(tiny_run / "embeddings.parquet", columns=["image_id", "path", "split"])
     data_dir = Path(json.loads((tiny_run / "config.json").read_text())["meta"]["data_dir"])
@@ -421,7 +421,7 @@ def test_label_colours_stay_the_same_whatever_else_is_shown() -> None:
 
 
 def test_a_datasets_own_columns_follow_the_standard_ones_in_neighbour_tables() -> None:
-    from dashboard.data import neighbour_table
+    from dashboard.neighbour_data import neighbour_table
 
     meta = pd.DataFrame({"image_id": ["a", "b"], "lesion_id": ["l1", "l2"], "dx": ["benign", "malignant"],
                          "split": ["test", "test"], "path": ["a.jpg", "b.jpg"], "diagnosis": ["nevus", "melanoma"],

@@ -16,10 +16,10 @@ from PIL import Image  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 import dashboard_helpers as helpers  # noqa: E402
-from skinsim import vector_index  # noqa: E402
-from skinsim.archive import open_archive  # noqa: E402
-from skinsim.index import main as index_main  # noqa: E402
-from skinsim.runs import read_vectors  # noqa: E402
+from skinsim.search import vector_index  # noqa: E402
+from skinsim.search.archive import open_archive  # noqa: E402
+from skinsim.search.indexing import main as index_main  # noqa: E402
+from skinsim.runs.folder import read_vectors  # noqa: E402
 
 ENTRY = str(helpers.REPO / "dashboard" / "Home.py")
 PAGE = "app_pages/query_viewer.py"
@@ -86,18 +86,18 @@ def test_validation_image_searches_the_archive(runs: Path, monkeypatch: pytest.M
 
 
 def test_archive_images_and_placeholders(runs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from dashboard import data, images
+    from dashboard import images, search
 
     archive = open_archive(runs / "tiny", "clinic")
     paths = archive.table["path"].tolist()
-    picture, found = data.archive_image_bytes(runs / "tiny", "clinic", paths[0])
+    picture, found = search.archive_image_bytes(runs / "tiny", "clinic", paths[0])
     assert found and picture == images.thumbnail(archive.image_path(paths[0]))
-    picture, found = data.archive_image_bytes(runs / "tiny", "clinic", paths[GONE])
+    picture, found = search.archive_image_bytes(runs / "tiny", "clinic", paths[GONE])
     assert not found and picture == images.placeholder()
 
 
 def test_upload_searches_the_archive_with_the_runs_checkpoint(runs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from skinsim.search import SearchIndex
+    from skinsim.search.search_index import SearchIndex
 
     archive = open_archive(runs / "tiny", "clinic")
     probe = archive.table["path"].iloc[7]

@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 
 import dashboard_helpers as helpers  # noqa: E402
 from skinsim.audit import run_audit  # noqa: E402
-from skinsim.runs import read_vectors  # noqa: E402
+from skinsim.runs.folder import read_vectors  # noqa: E402
 
 ENTRY = str(helpers.REPO / "dashboard" / "Home.py")
 QUALITY, MAP, QUERY = "app_pages/data_quality.py", "app_pages/embedding_map.py", "app_pages/query_viewer.py"

@@ -84,7 +84,7 @@ def test_unreadable_image(folder):
 
 
 def test_cli_reports_one_line_not_a_traceback(folder, capsys):
-    from skinsim.train import main
+    from skinsim.train.train import main
 
     rewrite(folder, lambda t: t.drop(columns=["dx"]))
     assert main(["--data-dir", str(folder), "--out", str(folder / "run")]) == 2

@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from skinsim.config import TrainConfig
+from skinsim.runs.config import TrainConfig
 from skinsim.data import CsvSpec, DataError, load_dataset, read_dataset
 from skinsim.data.__main__ import main as data_cli
 from skinsim.data.table import STANDARD_COLUMNS
-from skinsim.runs import read_vectors
+from skinsim.runs.folder import read_vectors
 from tests.conftest import TINY_ARGS
 
 ISIC2019_CLASSES = ["MEL", "NV", "BCC", "AK", "BKL", "DF", "VASC", "SCC", "UNK"]
@@ -239,7 +239,7 @@ def test_check_bad_command_lines(tmp_path, capsys):
 
 # ------------------------------------------------------------------------------------------ training
 def train(out: Path, *args: str) -> dict:
-    from skinsim.train import main
+    from skinsim.train.train import main
 
     flags = [*TINY_ARGS, "--epochs", "1", "--max_steps", "2", "--no-audit", "--no-tta"]
     assert main(["--out", str(out), *flags, *args]) == 0

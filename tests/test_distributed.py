@@ -13,8 +13,8 @@ import torch
 import torch.distributed as dist
 
 from conftest import TINY_ARGS
-from skinsim.distributed import World
-from skinsim.runs import is_run
+from skinsim.compute.distributed import World
+from skinsim.runs.folder import is_run
 
 pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(),
                                 reason="torch.distributed with gloo is not available in this torch build")
@@ -23,8 +23,9 @@ REPO = Path(__file__).resolve().parents[1]
 # Runs skinsim.train with train_step wrapped: after the first step, each rank saves the loss and the gradients.
 DUMP_FIRST_STEP = """
 import os, sys, torch
-import skinsim.train as T
-real_step, done = T.train_step, []
+import skinsim.train.epoch as E
+import skinsim.train.train as T
+real_step, done = E.train_step, []
 def dumping_step(cfg, net, objective, inputs, batch, generator, world):
     loss, emb, y = real_step(cfg, net, objective, inputs, batch, generator, world)
     if not done:
@@ -35,7 +36,7 @@ def dumping_step(cfg, net, objective, inputs, batch, generator, world):
                    os.environ["SKINSIM_TEST_DUMP"] + f".rank{world.rank}")
         done.append(True)
     return loss, emb, y
-T.train_step = dumping_step
+E.train_step = dumping_step
 sys.exit(T.main(sys.argv[1:]))
 """
 
@@ -110,14 +111,15 @@ def test_work_is_dealt_round_robin() -> None:
 
 KILL_MID_EPOCH = """
 import os, signal, sys
-import skinsim.train as T
-real_iter = T.PKSampler.__iter__
+import skinsim.train.sampler as S
+import skinsim.train.train as T
+real_iter = S.PKSampler.__iter__
 def dying_iter(self):
     for step, batch in enumerate(real_iter(self)):
         if self.epoch == 1 and step == 1 and os.environ.get("RANK") == "1":
             os.kill(os.getpid(), signal.SIGKILL)  # kill -9 one rank in the middle of the second epoch
         yield batch
-T.PKSampler.__iter__ = dying_iter
+S.PKSampler.__iter__ = dying_iter
 sys.exit(T.main(sys.argv[1:]))
 """
 

@@ -8,10 +8,9 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from skinsim import two_part
-from skinsim.explain import prepare, similarity_maps
-from skinsim.model import Embedder
-from skinsim.search import SearchIndex
+from skinsim.search.explain import prepare, similarity_maps
+from skinsim.model.embedder import Embedder
+from skinsim.search.search_index import SearchIndex
 
 SIZE = (150, 200)  # the default recipe's height x width
 SKIN, LESION = (214, 170, 150), (90, 50, 40)
@@ -91,21 +90,3 @@ def test_a_run_explains_two_image_files_with_its_checkpoint(tiny_run: Path, tmp_
     with torch.no_grad():
         ua, ub = (model(prepare(Image.open(p), (h, w), model.mean, model.std)) for p in (a, b))
     assert maps.cosine == pytest.approx(float((ua * ub).sum()), abs=1e-5)
-
-
-def test_a_two_part_embedder_explains_its_joined_similarity() -> None:
-    """With a diagnosis and a look part (skinsim.two_part), the map still sums to the target, and the target before
-    the bias term is the joined cosine the search ranks by."""
-    torch.manual_seed(0)
-    model = Embedder("efficientnet_lite0", em=16, pretrained="imagenet", look_dims=6, look_share=0.3).eval()
-    a = prepare(lesion_image((120, 80, 185, 140)), SIZE, model.mean, model.std)
-    b = prepare(lesion_image((20, 30, 90, 100)), SIZE, model.mean, model.std)
-    maps = similarity_maps(model, a, b)
-    with torch.no_grad():
-        expected = float((model(a) * model(b)).sum())
-    assert maps.cosine == pytest.approx(expected, abs=1e-5)
-    assert maps.query_share_sum == pytest.approx(maps.query_target, rel=1e-4, abs=1e-5)
-    with torch.no_grad():
-        z_a = model.fc(model.trunk(a, len(model.stages)))  # the head's input is the pooled last stage
-        bias = float((two_part.linear_target(z_a, model(b), 6, 0.3) * model.fc.bias).sum())
-    assert maps.query_target + bias == pytest.approx(expected, abs=1e-4)

@@ -1,5 +1,5 @@
 """`python -m skinsim.index`: an image archive embedded with a run's model, in shards that survive kill -9, under
-torchrun, with duplicates and unreadable files reported; `skinsim.archive` reads it back."""
+torchrun, with duplicates and unreadable files reported; `skinsim.search.archive` reads it back."""
 from __future__ import annotations
 
 import hashlib
@@ -16,10 +16,11 @@ import pytest
 import torch.distributed as dist
 from PIL import Image
 
-from skinsim import vector_index
-from skinsim.archive import (ArchiveError, check_name, list_archives, open_archive, read_manifest,
+from skinsim.search import vector_index
+from skinsim.search.archive import (ArchiveError, check_name, list_archives, open_archive, read_manifest,
                              read_shards)
-from skinsim.index import default_name, main
+from skinsim.search.archive_plan import default_name
+from skinsim.search.indexing import main
 
 REPO = Path(__file__).resolve().parents[1]
 ARGS = ["--shard-size", "7", "--batch-size", "4"]
@@ -111,7 +112,7 @@ def test_archive_holds_every_readable_image_once(archive: Path, source: Path) ->
 
 
 def test_vectors_are_the_search_index_embeddings(archive: Path, run: Path, source: Path) -> None:
-    from skinsim.search import SearchIndex
+    from skinsim.search.search_index import SearchIndex
 
     opened = open_archive(run, "photos")
     searcher = SearchIndex.from_run(run)
@@ -156,8 +157,8 @@ def test_open_archive_and_neighbours(archive: Path, run: Path) -> None:
 
 
 def test_search_index_and_its_cli_search_an_archive(archive: Path, run: Path, capsys: pytest.CaptureFixture) -> None:
-    from skinsim.search import SearchIndex
-    from skinsim.search import main as search_main
+    from skinsim.search.search_index import SearchIndex
+    from skinsim.search.search_index import main as search_main
 
     opened = open_archive(run, "photos")
     image = opened.image_path(opened.table["path"].iloc[7])
@@ -181,11 +182,11 @@ def test_running_again_on_a_complete_archive_changes_nothing(archive: Path, run:
     assert snapshot(archive) == before
 
 
-# Runs skinsim.index with record_shard wrapped: the second shard is written but the process is killed (kill -9)
+# Runs skinsim.search.indexing with record_shard wrapped: the second shard is written but the process is killed (kill -9)
 # before the manifest lists it, as a power cut would.
 KILL_AT_SECOND_SHARD = """
 import os, signal, sys
-import skinsim.index as I
+import skinsim.search.indexing as I
 real_record, recorded = I.record_shard, []
 def dying_record(folder, j, rows, errors):
     if recorded:

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from skinsim.data import load_dataset
-from skinsim.splits import make_split
+from skinsim.data.splits import make_split
 
 pytestmark = pytest.mark.integration
 
@@ -29,8 +29,8 @@ def test_short_training_on_real_images(real_data: Path, tmp_path: Path):
     """A few steps on a 600-image subset of the real data, end to end through the run folder."""
     import pandas as pd
 
-    from skinsim.runs import load_run
-    from skinsim.train import main
+    from skinsim.runs.folder import load_run
+    from skinsim.train.train import main
 
     subset = tmp_path / "ham_subset"
     subset.mkdir()

@@ -114,22 +114,22 @@ def test_sampled_option_has_silent_density_cells(monkeypatch: pytest.MonkeyPatch
 
 
 def test_a_brush_selects_every_image_inside_it_drawn_or_not(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from dashboard import data
+    from dashboard import map_data
 
     monkeypatch.setenv("SKINSIM_MAP_POINTS", "100")
     run = helpers.make_run(tmp_path, "brushed", n=600, images=False)
-    chart = data.map_chart(run, "dx", data.MapFilter())
+    chart = map_data.map_chart(run, "dx", map_data.MapFilter())
     assert chart.sampled and len(chart.rows) <= 100 + 7 and chart.in_view == 600
-    full = data.map_table(run)
+    full = map_data.map_table(run)
     x0, x1 = np.quantile(full["x"], [0.2, 0.6])
     area = {"brush_type": "rect", "coord_range": [[x0, x1], [full["y"].min() - 1, full["y"].max() + 1]]}
-    ids = data.ids_in_areas(run, data.MapFilter(), None, [area])
+    ids = map_data.ids_in_areas(run, map_data.MapFilter(), None, [area])
     assert sorted(ids) == sorted(full.loc[full["x"].between(x0, x1), "image_id"])
     drawn = set(full.set_index("row").loc[chart.rows, "image_id"])
     assert len(set(ids) - drawn) > len(set(ids) & drawn)  # most of them are not drawn
-    only_test = data.MapFilter(splits=("test",))
-    assert set(data.ids_in_areas(run, only_test, None, [area])) == set(
+    only_test = map_data.MapFilter(splits=("test",))
+    assert set(map_data.ids_in_areas(run, only_test, None, [area])) == set(
         full.loc[full["x"].between(x0, x1) & (full["split"] == "test"), "image_id"])
     half = Region(float(x0), float(x1), float(full["y"].min()), float(full["y"].median()))
-    assert set(data.ids_in_areas(run, data.MapFilter(), half, [area])) == set(
+    assert set(map_data.ids_in_areas(run, map_data.MapFilter(), half, [area])) == set(
         full.loc[full["x"].between(x0, x1) & full["y"].between(half.y0, half.y1), "image_id"])

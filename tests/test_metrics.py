@@ -3,8 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from skinsim import metrics as M
-
+from skinsim.evaluate import metrics as M
 # three queries; their neighbours' labels, nearest first
 Q = np.array(["a", "b", "a"])
 NB = np.array([["a", "b", "a", "a"],
@@ -72,7 +71,7 @@ def test_agrees_with_pytorch_metric_learning():
     torch = pytest.importorskip("torch")
     from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator
 
-    from skinsim.neighbours import nearest
+    from skinsim.search.neighbours import nearest
 
     rng = np.random.default_rng(0)
     q, g = rng.normal(size=(40, 8)).astype(np.float32), rng.normal(size=(60, 8)).astype(np.float32)
@@ -92,7 +91,7 @@ def test_agrees_with_pytorch_metric_learning():
 
 
 def test_average_precision_from_ranks_by_hand():
-    from skinsim.metrics import average_precision_from_ranks
+    from skinsim.evaluate.metrics import average_precision_from_ranks
 
     assert average_precision_from_ranks([3, 1]) == pytest.approx((1 / 1 + 2 / 3) / 2)
     assert average_precision_from_ranks([1, 2, 3]) == 1.0
@@ -103,7 +102,7 @@ def test_same_lesion_report_by_hand():
     """Five unit vectors at angles 0, 0.1, 0.25, 1.0, 1.05 rad; lesion A has three images, B and C one each."""
     import pandas as pd
 
-    from skinsim.evaluate import same_lesion_report
+    from skinsim.evaluate.report import same_lesion_report
 
     angles = np.array([0.0, 0.1, 0.25, 1.0, 1.05])
     vectors = np.stack([np.cos(angles), np.sin(angles)], 1).astype(np.float32)
@@ -120,7 +119,7 @@ def test_same_lesion_report_by_hand():
 
 
 def test_majority_label_is_found_from_the_data_ties_by_name():
-    from skinsim.evaluate import majority_label, majority_baseline
+    from skinsim.evaluate.report import majority_label, majority_baseline
 
     assert majority_label(np.array(["nv", "mel", "nv", "bkl"])) == "nv"
     assert majority_label(np.array(["MEL", "NEV", "NEV", "MEL"])) == "MEL"  # a tie goes to the first name
@@ -131,7 +130,7 @@ def test_majority_label_is_found_from_the_data_ties_by_name():
 
 def test_a_report_on_any_label_set():
     """ISIC 2020's benign/malignant: the labels, per-class blocks and the majority baseline come from the data."""
-    from skinsim.evaluate import retrieval_report
+    from skinsim.evaluate.report import retrieval_report
 
     # train: 3 benign, 1 malignant; val queries: benign, malignant; test: one of each, at the query's place
     table = pd.DataFrame({"image_id": list("abcdefgh"), "lesion_id": list("abcdefgh"),
@@ -150,7 +149,7 @@ def test_a_report_on_any_label_set():
 
 def test_macro_interval_by_hand():
     """Classes that are all hits or all misses have no spread; a mixed class spreads the macro mean."""
-    from skinsim.metrics import macro_interval
+    from skinsim.evaluate.metrics import macro_interval
 
     queries = np.array(["a", "a", "b", "b", "b"])
     assert macro_interval(queries, np.array([1, 1, 0, 0, 0])) == (0.5, 0.5)
@@ -162,7 +161,7 @@ def test_macro_interval_by_hand():
 
 def test_both_ways_report_by_hand():
     """1-d points: val queries find test neighbours and test queries find val neighbours; both are pooled."""
-    from skinsim.evaluate import both_ways_report
+    from skinsim.evaluate.report import both_ways_report
 
     angles = np.array([0.0, 0.1, 1.0, 1.1, 2.0, 2.1])
     vectors = np.stack([np.cos(angles), np.sin(angles)], 1).astype(np.float32)

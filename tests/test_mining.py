@@ -4,8 +4,8 @@ import math
 import pytest
 import torch
 
-from skinsim.losses import margin_violations, triplet_loss
-from skinsim.mining import batch_hard, distance_matrix, label_masks, lesion_pairs, sampled_triplets, semi_hard
+from skinsim.train.losses import margin_violations, triplet_loss
+from skinsim.train.mining import batch_hard, distance_matrix, label_masks, lesion_pairs, sampled_triplets, semi_hard
 
 # four points on a line: 0 and 1 are class 0, 2 and 3 class 1 (2-D so rows are vectors)
 EMB = torch.tensor([[0.0, 0.0], [1.0, 0.0], [1.5, 0.0], [4.0, 0.0]])
@@ -108,7 +108,7 @@ def test_triplet_loss_agrees_with_pytorch_metric_learning():
 
 
 def test_the_lesion_term_is_low_when_lesions_sit_together_and_zero_without_pairs() -> None:
-    from skinsim.losses import lesion_contrast
+    from skinsim.train.losses import lesion_contrast
 
     a, b = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
     lesions = torch.tensor([0, 0, 1, 1])

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from skinsim.neighbours import nearest, nearest_numpy, nearest_to_row, squared_distances
+from skinsim.search.exact import nearest_numpy, squared_distances
+from skinsim.search.neighbours import nearest, nearest_to_row
 
 # five points on a line
 V = np.array([[0.0], [1.0], [1.5], [4.0], [10.0]], dtype=np.float32)

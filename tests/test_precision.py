@@ -1,4 +1,4 @@
-"""skinsim.precision: bfloat16 no-gradient passes, float32 head, and what a run records."""
+"""skinsim.compute.precision: bfloat16 no-gradient passes, float32 head, and what a run records."""
 import json
 from pathlib import Path
 
@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-import skinsim.embed
-from skinsim import precision
-from skinsim.config import PRESETS, TrainConfig
-from skinsim.embed import embed_batches
-from skinsim.model import Embedder
-from skinsim.search import SearchIndex
-from skinsim.train import main
-from skinsim.transforms import normalise
-from skinsim.trunk_cache import trunk_activations
+import skinsim.model.embed
+from skinsim.compute import precision
+from skinsim.runs.config import PRESETS, TrainConfig
+from skinsim.model.embed import embed_batches
+from skinsim.model.embedder import Embedder
+from skinsim.search.search_index import SearchIndex
+from skinsim.train.train import main
+from skinsim.model.transforms import normalise
+from skinsim.train.trunk_cache import trunk_activations
 from tests.conftest import TINY_ARGS
 
 
@@ -87,8 +87,8 @@ def test_a_run_records_the_resolved_precision(tiny_run: Path):
 
 def test_queries_embed_in_the_runs_precision(tiny_run: Path, synthetic_data: Path, monkeypatch):
     seen = []
-    real = skinsim.embed.autocast
-    monkeypatch.setattr(skinsim.embed, "autocast", lambda setting, device: seen.append(setting) or real(setting, device))
+    real = skinsim.model.embed.autocast
+    monkeypatch.setattr(skinsim.model.embed, "autocast", lambda setting, device: seen.append(setting) or real(setting, device))
     index = SearchIndex.from_run(tiny_run)
     index.query_image(synthetic_data / index.search_table["path"].iloc[0])
     assert seen and set(seen) == {index.config.precision}

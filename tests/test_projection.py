@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from skinsim.projection import fit_umap, main
-from skinsim.runs import map_method
+from skinsim.evaluate.projection import fit_umap, main
+from skinsim.runs.folder import map_method
 
 pytest.importorskip("umap")
 

@@ -3,7 +3,7 @@ from collections import Counter
 
 import numpy as np
 
-from skinsim.sampler import PKSampler, TripletSampler
+from skinsim.train.sampler import PKSampler, TripletSampler
 
 LABELS = np.array(["a"] * 50 + ["b"] * 20 + ["c"] * 3 + ["d"] * 7)
 

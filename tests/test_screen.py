@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 pytest.importorskip("pytorch_metric_learning")
-from skinsim import screen  # noqa: E402
-from skinsim.splits import dev_fold  # noqa: E402
+from skinsim.bench import screen  # noqa: E402
+from skinsim.data.splits import dev_fold  # noqa: E402
 
 
 def table(n_lesions: int = 300, seed: int = 0) -> pd.DataFrame:

@@ -1,13 +1,14 @@
-"""skinsim.search on a trained tiny run."""
+"""skinsim.search.search_index on a trained tiny run."""
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from skinsim.neighbours import nearest, nearest_numpy
-from skinsim.runs import read_vectors
-from skinsim.search import SearchIndex
+from skinsim.search.exact import nearest_numpy
+from skinsim.search.neighbours import nearest
+from skinsim.runs.folder import read_vectors
+from skinsim.search.search_index import SearchIndex
 
 
 def test_query_by_id_matches_stored_embeddings(tiny_run: Path):
@@ -46,7 +47,7 @@ def test_search_space_with_train(tiny_run: Path):
 
 
 def test_search_cli_prints_neighbours_by_file_and_id(tiny_run: Path, synthetic_data: Path, capsys):
-    from skinsim.search import main
+    from skinsim.search.search_index import main
 
     index = SearchIndex.from_run(tiny_run)
     row = index.search_table.iloc[0]
@@ -61,7 +62,7 @@ def test_search_cli_prints_neighbours_by_file_and_id(tiny_run: Path, synthetic_d
 
 
 def test_search_cli_bad_input_says_why(tiny_run: Path, tmp_path: Path, capsys):
-    from skinsim.search import main
+    from skinsim.search.search_index import main
 
     assert main(["--run", str(tiny_run), str(tmp_path / "missing.jpg")]) == 2
     assert "missing.jpg does not exist" in capsys.readouterr().err
@@ -95,7 +96,7 @@ def test_search_through_another_index(tiny_run: Path):
 
 
 def test_search_cli_index_flag(tiny_run: Path, capsys):
-    from skinsim.search import main
+    from skinsim.search.search_index import main
 
     index = SearchIndex.from_run(tiny_run)
     val_id = index.table.loc[index.table["split"] == "val", "image_id"].iloc[0]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from skinsim.selections import (SelectionError, list_selections, load_selection, read_selection, save_selection,
+from skinsim.runs.selections import (SelectionError, list_selections, load_selection, read_selection, save_selection,
                                 selection_table, to_csv)
 
 META = pd.DataFrame({"image_id": ["I1", "I2", "I3", "I4"], "lesion_id": ["L1", "L1", "L2", "L3"],

@@ -2,7 +2,7 @@
 import numpy as np
 import pandas as pd
 
-from skinsim.splits import make_split
+from skinsim.data.splits import make_split
 
 
 def table(n_lesions: int = 400, seed: int = 0) -> pd.DataFrame:

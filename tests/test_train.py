@@ -9,9 +9,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from skinsim.config import TrainConfig
-from skinsim.runs import load_run, read_vectors
-from skinsim.train import main, parse_args
+from skinsim.runs.config import TrainConfig
+from skinsim.runs.folder import load_run, read_vectors
+from skinsim.train.cli import parse_args
+from skinsim.train.train import main
 from tests.conftest import TINY_ARGS
 
 RUN_FILES = ["config.json", "split.parquet", "embeddings.parquet", "umap.parquet", "metrics.json",
@@ -63,7 +64,7 @@ def test_checkpoint_loads_without_pickle(tiny_run: Path):
 
 
 def test_evaluate_recomputes_the_same_metrics(tiny_run: Path, capsys):
-    from skinsim.evaluate import main as evaluate_main
+    from skinsim.evaluate.report import main as evaluate_main
 
     before = json.loads((tiny_run / "metrics.json").read_text())
     assert evaluate_main([str(tiny_run)]) == 0
@@ -89,21 +90,21 @@ def test_seed_preset_is_the_original_setup():
 
 
 def test_resume_continues_an_interrupted_run(synthetic_data: Path, tmp_path: Path, monkeypatch):
-    import skinsim.train as T
+    import skinsim.train.sampler as S
 
     out = tmp_path / "runs" / "resumable"
     args = ["--data-dir", str(synthetic_data), "--out", str(out), *TINY_ARGS, "--epochs", "3"]
-    real_set_epoch = T.PKSampler.set_epoch
+    real_set_epoch = S.PKSampler.set_epoch
 
     def interrupt_at_second_epoch(self, epoch):
         if epoch == 1:
             raise KeyboardInterrupt  # as if the user pressed Ctrl-C
         real_set_epoch(self, epoch)
 
-    monkeypatch.setattr(T.PKSampler, "set_epoch", interrupt_at_second_epoch)
+    monkeypatch.setattr(S.PKSampler, "set_epoch", interrupt_at_second_epoch)
     assert main(args) == 130
     assert not out.exists() and (out.parent / ".resumable.partial" / "train_state.pt").is_file()
-    monkeypatch.setattr(T.PKSampler, "set_epoch", real_set_epoch)
+    monkeypatch.setattr(S.PKSampler, "set_epoch", real_set_epoch)
     assert main(["--resume", str(out)]) == 0
     curves = pd.read_csv(out / "curves.csv")
     assert list(curves["epoch"]) == [1, 2, 3]
@@ -142,7 +143,7 @@ def test_a_lesion_term_that_cannot_work_is_refused_before_any_work(extra: list[s
 @pytest.mark.parametrize("loss", ["proxy-anchor", "triplet+multi-similarity"])
 def test_another_loss_writes_a_complete_run_whose_checkpoint_is_the_embedder_alone(loss: str, synthetic_data: Path,
                                                                                    tmp_path: Path):
-    from skinsim.model import Embedder
+    from skinsim.model.embedder import Embedder
 
     out = tmp_path / "other-loss"
     assert main(["--data-dir", str(synthetic_data), *TINY_ARGS, "--max_steps", "2", "--loss", loss,
@@ -176,7 +177,7 @@ def test_a_loss_that_cannot_work_is_refused_before_any_work(extra: list[str], me
 
 
 def test_a_dev_fold_run_never_trains_or_scores_on_validation_and_test(synthetic_data: Path, tmp_path: Path):
-    from skinsim.splits import make_split
+    from skinsim.data.splits import make_split
 
     out = tmp_path / "dev"
     assert main(["--data-dir", str(synthetic_data), *TINY_ARGS, "--max_steps", "2", "--dev-fold", "--out", str(out),
@@ -194,7 +195,7 @@ def test_a_dev_fold_run_never_trains_or_scores_on_validation_and_test(synthetic_
 def test_resnet18_imagenet_weights_fail_with_advice(monkeypatch):
     import torchvision.models as tvm
 
-    from skinsim.backbones import WeightsError, build_backbone
+    from skinsim.model.backbones import WeightsError, build_backbone
 
     def offline(*args, **kwargs):
         raise OSError("no network")
@@ -206,7 +207,7 @@ def test_resnet18_imagenet_weights_fail_with_advice(monkeypatch):
 
 
 def test_lite0_weights_checked_and_loaded():
-    from skinsim.backbones import LITE0_SHA256, WeightsError, build_backbone, lite0_weights_path, load_lite0_state
+    from skinsim.model.backbones import LITE0_SHA256, WeightsError, build_backbone, lite0_weights_path, load_lite0_state
 
     net = build_backbone("efficientnet_lite0", "imagenet")
     raw = torch.load(lite0_weights_path(), map_location="cpu", weights_only=True)
@@ -219,7 +220,7 @@ def test_lite0_weights_checked_and_loaded():
 def test_wandb_without_the_extra_says_how_to_get_it(monkeypatch):
     import builtins
 
-    import skinsim.train as T
+    from skinsim.train import setup
 
     real_import = builtins.__import__
 
@@ -230,8 +231,8 @@ def test_wandb_without_the_extra_says_how_to_get_it(monkeypatch):
 
     monkeypatch.setattr(builtins, "__import__", no_wandb)
     with pytest.raises(SystemExit, match=r"skinsim\[wandb\]"):
-        T.start_wandb(TrainConfig(wandb=True), "x")
-    assert T.start_wandb(TrainConfig(wandb=False), "x") is None
+        setup.start_wandb(TrainConfig(wandb=True), "x")
+    assert setup.start_wandb(TrainConfig(wandb=False), "x") is None
 
 
 # ------------------------------------------------------------------- one seed, one result
@@ -275,7 +276,7 @@ def test_two_runs_of_one_seed_are_identical(repro_run: Path, synthetic_data: Pat
 WITHOUT_SPEED_SETTINGS = """
 import sys
 import torch
-import skinsim.train as T
+import skinsim.train.train as T
 real = T.make_deterministic
 def filling(seed):
     real(seed)
@@ -287,7 +288,7 @@ sys.exit(T.main(sys.argv[1:]))
 
 
 def test_the_speed_settings_change_no_result(repro_run: Path, synthetic_data: Path, tmp_path: Path):
-    """Neither the skipped NaN fill of new memory nor glibc's thresholds (skinsim.allocator) change a run."""
+    """Neither the skipped NaN fill of new memory nor glibc's thresholds (skinsim.compute.allocator) change a run."""
     import subprocess
     import sys
 
@@ -301,14 +302,15 @@ def test_the_speed_settings_change_no_result(repro_run: Path, synthetic_data: Pa
 
 KILL_MID_EPOCH = """
 import os, signal, sys
-import skinsim.train as T
-real_iter = T.PKSampler.__iter__
+import skinsim.train.sampler as S
+import skinsim.train.train as T
+real_iter = S.PKSampler.__iter__
 def dying_iter(self):
     for step, batch in enumerate(real_iter(self)):
         if self.epoch == 1 and step == 1:
             os.kill(os.getpid(), signal.SIGKILL)  # kill -9 in the middle of the second epoch
         yield batch
-T.PKSampler.__iter__ = dying_iter
+S.PKSampler.__iter__ = dying_iter
 sys.exit(T.main(sys.argv[1:]))
 """
 
@@ -332,31 +334,31 @@ def test_kill_9_mid_epoch_then_resume_ends_equal_to_a_run_left_alone(repro_run: 
 def test_a_proxy_loss_run_resumed_ends_equal_to_a_run_left_alone(synthetic_data: Path, tmp_path: Path,
                                                                   monkeypatch):
     """The proxies and their optimizer state resume with the model (a fresh init would end elsewhere)."""
-    import skinsim.train as T
+    import skinsim.train.sampler as S
 
     args = ["--data-dir", str(synthetic_data), *TINY_ARGS, "--epochs", "3", "--max_steps", "3",
             "--loss", "triplet+proxy-anchor", "--no-audit"]
     alone, out = tmp_path / "alone", tmp_path / "resumed"
     assert main([*args, "--out", str(alone)]) == 0
-    real_set_epoch = T.PKSampler.set_epoch
+    real_set_epoch = S.PKSampler.set_epoch
 
     def interrupt_at_second_epoch(self, epoch):
         if epoch == 1:
             raise KeyboardInterrupt
         real_set_epoch(self, epoch)
 
-    monkeypatch.setattr(T.PKSampler, "set_epoch", interrupt_at_second_epoch)
+    monkeypatch.setattr(S.PKSampler, "set_epoch", interrupt_at_second_epoch)
     assert main([*args, "--out", str(out)]) == 130
     state = torch.load(tmp_path / ".resumed.partial" / "train_state.pt", weights_only=True)
     assert state["epoch"] == 1 and state["objective"]["other.proxies"].shape == (7, 16)
     assert len(state["optimizer"]["param_groups"]) == 2  # the proxies' own group
-    monkeypatch.setattr(T.PKSampler, "set_epoch", real_set_epoch)
+    monkeypatch.setattr(S.PKSampler, "set_epoch", real_set_epoch)
     assert main(["--resume", str(out)]) == 0
     assert_same_run(alone, out)
 
 
 def test_benchmark_spread_over_training_seeds(monkeypatch):
-    import skinsim.benchmark as B
+    import skinsim.bench.retrieval as B
 
     seen = []
 
@@ -378,7 +380,7 @@ def test_benchmark_spread_over_training_seeds(monkeypatch):
 
 
 def test_benchmark_default_beside_the_old_one_over_split_seeds(monkeypatch, tmp_path):
-    import skinsim.benchmark as B
+    import skinsim.bench.retrieval as B
 
     seen = []
 
@@ -406,7 +408,7 @@ def test_benchmark_default_beside_the_old_one_over_split_seeds(monkeypatch, tmp_
 
 
 def test_benchmark_per_class_table_puts_melanoma_first_and_averages_the_splits(monkeypatch, tmp_path):
-    import skinsim.benchmark as B
+    import skinsim.bench.retrieval as B
 
     def metrics(mel: float, nv: float, same: float) -> dict:
         return {"per_class": {"nv": {"p_at_1": nv, "n_queries": 10}, "mel": {"p_at_1": mel, "n_queries": 3}},
@@ -430,9 +432,9 @@ def test_benchmark_per_class_table_puts_melanoma_first_and_averages_the_splits(m
 def test_benchmark_retrains_a_stored_run_whose_recipe_is_not_the_one_asked_for(monkeypatch, tmp_path, capsys):
     import json
 
-    import skinsim.benchmark as B
-    import skinsim.train as T
-    from skinsim.config import preset
+    import skinsim.bench.retrieval as B
+    import skinsim.train.train as T
+    from skinsim.runs.config import preset
 
     def store(name, cfg):
         folder = tmp_path / name
@@ -464,9 +466,9 @@ def test_benchmark_retrains_a_stored_run_whose_recipe_is_not_the_one_asked_for(m
 
 
 def test_benchmark_frozen_rows_score_each_split_seeds_lesion_split(monkeypatch, tmp_path):
-    import skinsim.benchmark as B
-    from skinsim.evaluate import same_lesion_report
-    from skinsim.splits import make_split
+    import skinsim.bench.retrieval as B
+    from skinsim.evaluate.report import same_lesion_report
+    from skinsim.data.splits import make_split
     from tests.conftest import make_synthetic_dataset
 
     table = make_synthetic_dataset(tmp_path, lesions_per_class=6, images_per_lesion=2)
@@ -483,9 +485,27 @@ def test_benchmark_frozen_rows_score_each_split_seeds_lesion_split(monkeypatch, 
 
 
 def test_the_default_has_the_lesion_term_and_older_runs_read_without_it():
-    from skinsim.config import TrainConfig, preset
+    from skinsim.runs.config import TrainConfig, preset
 
     assert preset("default").lesion_weight == 1.0 and preset("seed").lesion_weight == 0.0
     assert TrainConfig.from_dict({"mining": "semi-hard"}).lesion_weight == 0.0  # a run made before issue 8
     cfg, _ = parse_args(["--mining", "random", "--lesion-weight", "0"])
     assert cfg.lesion_weight == 0.0 and cfg.mining == "random"
+
+
+@pytest.mark.parametrize("flag", ["--look-dims", "--look_share=0.5"])
+def test_a_removed_experiments_flag_says_where_it_went(flag: str, tmp_path: Path, capsys) -> None:
+    """Two-part embeddings were dropped: their flags give one message naming docs/results.md and write nothing."""
+    with pytest.raises(SystemExit) as exc:
+        parse_args([flag, "64", "--out", str(tmp_path / "x")] if "=" not in flag else [flag])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "removed" in err and "docs/results.md" in err and "two-part" in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_two_part_run_is_refused_with_one_message() -> None:
+    """A run folder made while two-part embeddings existed is not read as a one-part run."""
+    with pytest.raises(ValueError, match="two-part embeddings"):
+        TrainConfig.from_dict({**TrainConfig().to_dict(), "look_dims": 64, "look_share": 0.5})
+    assert TrainConfig.from_dict({**TrainConfig().to_dict(), "look_dims": 0}).em == 128  # the default then: read

@@ -1,14 +1,15 @@
-"""skinsim.vector_index: FAISS's exact index equals the numpy reference; approximate ones, storage, bad input."""
+"""skinsim.search.vector_index: FAISS's exact index equals the numpy reference; approximate ones, storage, bad input."""
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from skinsim.bench_search import clustered_vectors, recall_at_k
-from skinsim.neighbours import nearest, nearest_numpy
-from skinsim.runs import is_run, read_vectors
-from skinsim.vector_index import AUTO_EXACT_LIMIT, IndexMismatch, VectorIndex, auto_spec, build, search
+from skinsim.bench.search_speed import clustered_vectors, recall_at_k
+from skinsim.search.exact import nearest_numpy
+from skinsim.search.neighbours import nearest
+from skinsim.runs.folder import is_run, read_vectors
+from skinsim.search.vector_index import AUTO_EXACT_LIMIT, IndexMismatch, VectorIndex, auto_spec, build, search
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "runs" / "demo"
 
@@ -166,7 +167,7 @@ def test_bad_specs_and_metrics_get_one_clear_error():
 
 
 def test_faiss_order_search_excludes_and_caps_k():
-    """`search` returns FAISS's own float32 order (skinsim.archive uses it); exclusion and k as in nearest."""
+    """`search` returns FAISS's own float32 order (skinsim.search.archive uses it); exclusion and k as in nearest."""
     line = np.array([[0.0], [1.0], [1.5], [4.0], [10.0]], dtype=np.float32)
     idx, dist = search(build(line, metric="l2"), line[[0, 1]], 10, exclude=np.array([0, -1]))
     assert idx.tolist() == [[1, 2, 3, 4], [1, 2, 0, 3]] and np.allclose(dist[0], [1, 1.5, 4, 10])

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from conftest import TINY_ARGS
-from skinsim.train import main
+from skinsim.train.train import main
 
 pytest.importorskip("wandb", reason="wandb is not installed (pip install -e '.[wandb]')")
 from wandb.proto import wandb_internal_pb2  # noqa: E402

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from dashboard import components, data
+from dashboard import audit_data, components, run_data, run_images, selections
 
 PAIRS_PER_PAGE = 6
 TILES_PER_PAGE, TILES_PER_ROW = 12, 4
@@ -17,21 +17,13 @@ TILE_WIDTH = 150
 def _filters(meta: pd.DataFrame) -> tuple[set[str], set[str], set[str]]:
     """The diagnosis, split and dx_type filters (empty = all)."""
     cols = st.columns(3)
-    dx = cols[0].multiselect("Diagnosis", data.classes_all(meta["dx"]), key="dq_dx", placeholder="all")
+    dx = cols[0].multiselect("Diagnosis", run_data.classes_all(meta["dx"]), key="dq_dx", placeholder="all")
     split = cols[1].multiselect("Split", ["train", "val", "test"], key="dq_split", placeholder="all")
-    kinds = sorted(meta["dx_type"].dropna().astype(str).unique()) if "dx_type" in meta else []
+    kinds = run_data.classes_all(meta["dx_type"].dropna()) if "dx_type" in meta else []
     dx_type = cols[2].multiselect("Diagnosis confirmed by (dx_type)", kinds, key="dq_dx_type", placeholder="all",
                                   help="histo (histopathology) is the trustworthy kind; follow_up, consensus and "
                                        "confocal are not biopsy-proven.")
     return set(dx), set(split), set(dx_type)
-
-
-def _passes(frame: pd.DataFrame, flt: tuple[set[str], set[str], set[str]], suffix: str = "") -> pd.Series:
-    keep = pd.Series(True, index=frame.index)
-    for column, allowed in zip(("dx", "split", "dx_type"), flt):
-        if allowed and f"{column}{suffix}" in frame:
-            keep &= frame[f"{column}{suffix}"].astype(str).isin(allowed)
-    return keep
 
 
 def _page_of(frame: pd.DataFrame, size: int, key: str) -> pd.DataFrame:
@@ -64,7 +56,7 @@ def _duplicates(run: Path, dups: pd.DataFrame, flt: tuple[set[str], set[str], se
     rules = cols[0].multiselect("Rule", sorted(dups["rule"].unique()), key="dq_rule", placeholder="all")
     crossing = cols[1].checkbox("only pairs across splits", key="dq_cross")
     other = cols[2].checkbox("only different lesion ids", key="dq_other")
-    keep = _passes(dups, flt, "_a") | _passes(dups, flt, "_b")
+    keep = audit_data.passes(dups, flt, "_a") | audit_data.passes(dups, flt, "_b")
     if rules:
         keep &= dups["rule"].isin(rules)
     if crossing:
@@ -80,18 +72,13 @@ def _duplicates(run: Path, dups: pd.DataFrame, flt: tuple[set[str], set[str], se
             left, middle, right = st.columns([1, 1, 1.6])
             for col, side in ((left, "a"), (middle, "b")):
                 image_id = str(pair[f"image_{side}"])
-                col.image(data.image_bytes(run, image_id)[0], caption=f"{image_id} · {pair[f'dx_{side}']}",
+                col.image(run_images.image_bytes(run, image_id)[0], caption=f"{image_id} · {pair[f'dx_{side}']}",
                           width="stretch")
                 with col:
                     components.map_button(run, image_id, key=f"dq_map_{i}_{side}")
             right.markdown(_pair_facts(pair))
-    rows = []
-    for side, other_side in (("a", "b"), ("b", "a")):
-        part = shown[[f"image_{side}", f"image_{other_side}", "rule", "cosine_distance", "phash_distance",
-                      "pixel_distance", "same_lesion", "crosses_split"]]
-        rows.append(part.rename(columns={f"image_{side}": "image_id", f"image_{other_side}": "pair_with"}))
-    scores = pd.concat(rows).drop_duplicates("image_id").set_index("image_id")
-    components.selection_actions(run, data.selection_table(run, scores.index.tolist(), scores), key="dq_dup",
+    scores = audit_data.duplicate_scores(shown)
+    components.selection_actions(run, selections.selection_table(run, scores.index.tolist(), scores), key="dq_dup",
                                  default_name="near-duplicates")
 
 
@@ -103,7 +90,7 @@ def _grid(run: Path, frame: pd.DataFrame, captions: list[str], key: str) -> None
                                           captions[start:start + TILES_PER_ROW]):
             with col:
                 image_id = str(row["image_id"])
-                st.image(data.image_bytes(run, image_id)[0], caption=caption, width=TILE_WIDTH)
+                st.image(run_images.image_bytes(run, image_id)[0], caption=caption, width=TILE_WIDTH)
                 components.map_button(run, image_id, key=f"{key}_map_{i}")
 
 
@@ -113,7 +100,7 @@ def _label_issues(run: Path, issues: pd.DataFrame, flt: tuple[set[str], set[str]
                "to check, not a wrong label: a histopathology-confirmed (histo) one is more likely a hard case "
                "for the embedding than a mislabelled image.")
     flagged = st.checkbox("only images cleanlab flags as label issues", value=True, key="dq_flagged")
-    shown = issues[_passes(issues, flt) & (issues["is_label_issue"] if flagged else True)].sort_values("rank")
+    shown = issues[audit_data.passes(issues, flt) & (issues["is_label_issue"] if flagged else True)].sort_values("rank")
     if shown.empty:
         st.info("No image passes these filters.")
         return
@@ -122,7 +109,7 @@ def _label_issues(run: Path, issues: pd.DataFrame, flt: tuple[set[str], set[str]
                 for r in part.itertuples()]
     _grid(run, part, captions, "dq_label")
     scores = shown.set_index("image_id")[["suggested_dx", "label_quality", "is_label_issue", "rank", "dx_type"]]
-    components.selection_actions(run, data.selection_table(run, scores.index.tolist(), scores), key="dq_lab",
+    components.selection_actions(run, selections.selection_table(run, scores.index.tolist(), scores), key="dq_lab",
                                  default_name="label-issue candidates")
 
 
@@ -133,7 +120,7 @@ def _outliers(run: Path, outs: pd.DataFrame, flt: tuple[set[str], set[str], set[
     cols = st.columns([1, 2])
     top = cols[0].number_input("Show the most isolated", 10, max(10, len(outs)), min(100, max(10, len(outs))),
                                step=10, key="dq_out_top")
-    shown = outs[_passes(outs, flt)].sort_values("rank").head(int(top))
+    shown = outs[audit_data.passes(outs, flt)].sort_values("rank").head(int(top))
     if shown.empty:
         st.info("No image passes these filters.")
         return
@@ -141,7 +128,7 @@ def _outliers(run: Path, outs: pd.DataFrame, flt: tuple[set[str], set[str], set[
     captions = [f"#{r.rank} · {r.score:.4f} · {r.dx} · {r.split} · {r.image_id}" for r in part.itertuples()]
     _grid(run, part, captions, "dq_out")
     scores = shown.set_index("image_id")[["score", "score_other_lesions", "rank", "nearest_image_id"]]
-    components.selection_actions(run, data.selection_table(run, scores.index.tolist(), scores), key="dq_out",
+    components.selection_actions(run, selections.selection_table(run, scores.index.tolist(), scores), key="dq_out",
                                  default_name="outliers")
 
 
@@ -162,7 +149,7 @@ def _summary(run: Path, audit: object) -> None:
                f"`python -m skinsim.audit {components.run_argument(run)}`; this page only reads its tables.")
     if found["found"] == 0:
         st.info("The audit found no image files, so duplicates rest on embeddings alone (no hashes or pixels). "
-                f"{data.GET_DATA} Then audit the run again.", icon=":material/image_not_supported:")
+                f"{run_images.GET_DATA} Then audit the run again.", icon=":material/image_not_supported:")
     if not audit.complete:
         st.warning("The audit tables do not all come from the audit that audit.json describes (one is missing or "
                    "was written by another audit). Run the audit again.", icon=":material/warning:")
@@ -174,8 +161,8 @@ def main() -> None:
     if run is None:
         return
     try:
-        audit = data.audit(run)
-    except data.AuditUnreadable as err:
+        audit = audit_data.audit(run)
+    except audit_data.AuditUnreadable as err:
         st.error(f"The audit of this run cannot be read: {err}")
         st.code(f"python -m skinsim.audit {components.run_argument(run)}", language="bash")
         return
@@ -187,7 +174,7 @@ def main() -> None:
         st.caption("Training audits each new run when it ends. Reload this page when the audit has finished.")
         return
     _summary(run, audit)
-    meta, _ = data.embeddings(run)
+    meta, _ = run_data.embeddings(run)
     flt = _filters(meta)
     n_flagged = int(audit.label_issues["is_label_issue"].sum()) if len(audit.label_issues) else 0
     tabs = st.tabs([f"Near-duplicates ({len(audit.duplicates):,})", f"Label-issue candidates ({n_flagged:,})",

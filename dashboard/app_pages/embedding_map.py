@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from dashboard import components, data, figures, map_view
+from dashboard import components, figures, map_data, map_view, neighbour_data, selections
 from dashboard.map_view import Region
 
 MAP_KEY = "umap"
@@ -28,7 +28,7 @@ def _on_select() -> None:
     # the chart (another page, a new colouring) and so that a brush selects every image inside it, drawn or not.
     event = st.session_state.get(_chart_key())
     run = components.current_run()
-    table = data.map_table(run) if run is not None else None
+    table = map_data.map_table(run) if run is not None else None
     if not event or table is None:
         return
     selection = event.get("selection") or {}
@@ -36,16 +36,16 @@ def _on_select() -> None:
     colour, splits, _, flt = _settings(table)
     region = _region(run.name)
     if areas:
-        st.session_state[SELECTED_KEY] = (run.name, data.ids_in_areas(run, flt, region, areas))
+        st.session_state[SELECTED_KEY] = (run.name, map_data.ids_in_areas(run, flt, region, areas))
         st.session_state[BOX_KEY] = (run.name, map_view.area_region(areas[-1]))
         st.session_state["map_grid_page"] = 1
         return
     picked = [i for group in selection.get("selected") or [] if group.get("series_index") == 0
               for i in group.get("data_indices") or []]
     if len(picked) == 1:
-        ids = data.map_chart(run, colour, flt, splits, region).spec["dataset"][0]["source"]["image_id"]
-        if 0 <= picked[0] < len(ids):
-            st.session_state[FOCUS_KEY] = (run.name, str(ids.iat[picked[0]]))
+        image_id = map_data.map_chart(run, colour, flt, splits, region).image_id(picked[0])
+        if image_id is not None:
+            st.session_state[FOCUS_KEY] = (run.name, image_id)
     elif not picked:
         # a double-click on the map clears the box or lasso
         st.session_state.pop(SELECTED_KEY, None)
@@ -91,16 +91,16 @@ def _saved_selection(name: str) -> tuple[str, ...] | None:
     run = components.current_run()
     if name == NO_SELECTION or run is None:
         return None
-    from skinsim.selections import SelectionError
+    from skinsim.runs.selections import SelectionError
 
     try:
-        return data.selection_ids(run, name)
+        return selections.selection_ids(run, name)
     except SelectionError as err:
         st.warning(f"The saved selection cannot be shown: {err}", icon=":material/warning:")
         return None
 
 
-def _settings(table: pd.DataFrame) -> tuple[str, tuple[str, ...], int, data.MapFilter]:
+def _settings(table: pd.DataFrame) -> tuple[str, tuple[str, ...], int, map_data.MapFilter]:
     """(colour column, search splits, k, filter) from the widgets' session state, defaults before they exist."""
     # Read before the widgets are drawn so that the map's delta is sent first: the browser then starts
     # loading Plotly while the widgets' code is still on its way.
@@ -109,11 +109,12 @@ def _settings(table: pd.DataFrame) -> tuple[str, tuple[str, ...], int, data.MapF
     space = state.get("map_space", DEFAULT_SPACE)
     bounds = _age_bounds(table)
     age = tuple(state.get("f_age", bounds))
-    flt = data.MapFilter(dx=tuple(state.get("f_dx", ())), localization=tuple(state.get("f_loc", ())),
+    flt = map_data.MapFilter(dx=tuple(state.get("f_dx", ())), localization=tuple(state.get("f_loc", ())),
                          sex=tuple(state.get("f_sex", ())), splits=tuple(state.get("f_split", ())),
                          age=None if age == bounds else (float(age[0]), float(age[1])),
                          ids=_saved_selection(state.get("f_selection", NO_SELECTION)))
-    return figures.COLOUR_FIELDS[colour_label], data.SEARCH_SPACES[space], int(state.get("map_k", DEFAULT_K)), flt
+    splits = neighbour_data.SEARCH_SPACES[space]
+    return figures.COLOUR_FIELDS[colour_label], splits, int(state.get("map_k", DEFAULT_K)), flt
 
 
 def _controls(table: pd.DataFrame) -> None:
@@ -121,13 +122,13 @@ def _controls(table: pd.DataFrame) -> None:
     top = st.columns([1.2, 1.2, 1, 3])
     fields = list(figures.COLOUR_FIELDS)
     top[0].selectbox("Colour by", fields, index=fields.index(DEFAULT_COLOUR), key="map_colour")
-    spaces = list(data.SEARCH_SPACES)
+    spaces = list(neighbour_data.SEARCH_SPACES)
     top[1].radio("Search space", spaces, index=spaces.index(DEFAULT_SPACE), horizontal=True, key="map_space",
                  help="Where neighbours are looked for: the test split, or the test and train splits.")
     top[2].slider("Neighbours (k)", 1, 30, DEFAULT_K, key="map_k")
     with top[3].expander("Filters", icon=":material/filter_alt:"):
         cols = st.columns(4)
-        choices = data.map_index(components.current_run()).choices
+        choices = map_data.map_index(components.current_run()).choices
         cols[0].multiselect("Diagnosis", choices["dx"], key="f_dx", placeholder="all")
         cols[1].multiselect("Localization", choices["localization"], key="f_loc", placeholder="all")
         cols[2].multiselect("Sex", choices["sex"], key="f_sex", placeholder="all")
@@ -136,7 +137,7 @@ def _controls(table: pd.DataFrame) -> None:
         low, high = st.columns([3, 1])
         low.slider("Age", bounds[0], bounds[1], bounds, key="f_age",
                    help="At the full range, images of unknown age are shown too.")
-        saved = [NO_SELECTION] + data.selections(components.current_run())
+        saved = [NO_SELECTION] + selections.names(components.current_run())
         if st.session_state.get("f_selection") not in saved:
             st.session_state["f_selection"] = NO_SELECTION  # deleted, or saved in another run
         high.selectbox("Saved selection", saved, key="f_selection",
@@ -144,7 +145,7 @@ def _controls(table: pd.DataFrame) -> None:
                             "neighbour panel (kept in the run's selections/ folder).")
 
 
-def _focus_panel(run: Path, lookup: data.MapIndex, image_id: str, neighbours: pd.DataFrame,
+def _focus_panel(run: Path, lookup: map_data.MapIndex, image_id: str, neighbours: pd.DataFrame,
                  splits: tuple[str, ...]) -> None:
     row = lookup.by_row.loc[lookup.row_of[image_id]]
     components.image_card(run, row, "Selected lesion", key="map_focus_card")
@@ -154,7 +155,7 @@ def _focus_panel(run: Path, lookup: data.MapIndex, image_id: str, neighbours: pd
     components.why_similar(run, image_id, neighbours, key="map_why")
     with st.expander("Keep these neighbours", icon=":material/bookmark:"):
         scores = neighbours.set_index("image_id")[["rank", "distance"]].assign(query=image_id)
-        components.selection_actions(run, data.selection_table(run, neighbours["image_id"].tolist(), scores),
+        components.selection_actions(run, selections.selection_table(run, neighbours["image_id"].tolist(), scores),
                                      key="map_nb", default_name=f"neighbours of {image_id}")
 
 
@@ -176,7 +177,7 @@ def _selection_grid(run: Path, table: pd.DataFrame, ids: list[str]) -> None:
         part = chosen.iloc[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
         components.image_tiles(run, part["image_id"].tolist(),
                                [f"{r.dx} · {r.split} · {r.image_id}" for r in part.itertuples()], width=140)
-        components.selection_actions(run, data.selection_table(run, chosen["image_id"].tolist()), key="map_sel",
+        components.selection_actions(run, selections.selection_table(run, chosen["image_id"].tolist()), key="map_sel",
                                      default_name="map selection")
         buttons = st.columns([1, 1, 4])
         buttons[0].button("Clear selection", key="map_clear", on_click=_clear_selection)
@@ -187,7 +188,7 @@ def _selection_grid(run: Path, table: pd.DataFrame, ids: list[str]) -> None:
                                    f"than {map_view.max_points():,}.")
 
 
-def _map_words(chart: data.MapChart, total: int, colour: str, region: Region | None) -> str:
+def _map_words(chart: map_data.MapChart, total: int, colour: str, region: Region | None) -> str:
     """The caption under the map: how many images it shows, and how."""
     where = "in the zoomed region" if region is not None else "pass the filters"
     if chart.sampled:
@@ -202,23 +203,23 @@ def main() -> None:
     run = components.page_run("Embedding map")
     if run is None:
         return
-    table = data.map_table(run)
+    table = map_data.map_table(run)
     if table is None:
         st.warning(f"Run `{run.name}` has no umap.parquet, so there is no map to show.")
         return
-    st.caption(f"Each point is one image placed by a 2-D UMAP of its embedding ({data.map_made(run)}). "
+    st.caption(f"Each point is one image placed by a 2-D UMAP of its embedding ({map_data.map_made(run)}). "
                "Click a point for its nearest neighbours; use the box or lasso tool (top right of the chart) to "
                "see a group of images; scroll to zoom, drag to pan.")
     controls = st.container()
     colour, splits, k, flt = _settings(table)
 
-    lookup = data.map_index(run)
+    lookup = map_data.map_index(run)
     focus = st.session_state.get(FOCUS_KEY)
     focus_id = focus[1] if focus and focus[0] == run.name and focus[1] in lookup.row_of.index else None
-    neighbours = data.neighbours(run, focus_id, k, splits) if focus_id else None
+    neighbours = neighbour_data.neighbours(run, focus_id, k, splits) if focus_id else None
 
     region = _region(run.name)
-    chart = data.map_chart(run, colour, flt, splits, region)
+    chart = map_data.map_chart(run, colour, flt, splits, region)
     marks: list = []
     if focus_id is not None:
         marks = figures.highlight_series(lookup.by_row, int(lookup.row_of[focus_id]),

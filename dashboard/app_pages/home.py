@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import streamlit as st
 
-from dashboard import components, data, figures, summary
+from dashboard import components, figures, run_data, summary
 
 
 def main() -> None:
@@ -19,8 +19,8 @@ def main() -> None:
     if run is None:
         components.no_run_notice()
         return
-    info = data.run_info(run)
-    meta, vectors = data.embeddings(run)
+    info = run_data.run_info(run)
+    meta, vectors = run_data.embeddings(run)
     st.header(f"Run `{info.name}`")
     _about(info, meta, vectors.shape[1])
     _headline(info.metrics)
@@ -31,7 +31,7 @@ def main() -> None:
                "after reloading. `python -m skinsim.evaluate RUN` recomputes a run's metrics.json.")
 
 
-def _about(info: data.RunInfo, meta: pd.DataFrame, dim: int) -> None:
+def _about(info: run_data.RunInfo, meta: pd.DataFrame, dim: int) -> None:
     config = info.config
     cfg_meta = config.get("meta") or {}
     left, middle, right = st.columns(3)
@@ -88,7 +88,7 @@ def _headline(metrics: dict) -> None:
 
 
 def _curves(run) -> None:
-    curves = data.curves(run)
+    curves = run_data.curves(run)
     st.subheader("Training curves")
     if curves is None or curves.empty:
         st.info("This run has no curves.csv.")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from dashboard import components, data, figures, uploads
+from dashboard import components, figures, neighbour_data, run_data, search, uploads
 
 QUERY_KEY = "query_id"
 MODES = ["Validation image", "Upload an image"]
@@ -51,9 +51,9 @@ def _upload_query(run: Path, k: int, splits: tuple[str, ...],
         return None
     try:
         with st.spinner("Embedding the image ..."):
-            table = data.archive_query_upload(run, archive, image, k) if archive else \
-                data.query_upload(run, image, k, splits)
-    except data.SearchUnavailable as exc:
+            table = search.archive_query_upload(run, archive, image, k) if archive else \
+                search.query_upload(run, image, k, splits)
+    except search.SearchUnavailable as exc:
         st.warning(str(exc))
         return None
     components.picture_card(image, f"Uploaded query: `{upload.name}`",
@@ -66,7 +66,7 @@ def _results(run: Path, table: pd.DataFrame, splits: tuple[str, ...], query: str
     st.subheader(f"{len(table)} nearest neighbours in {components.space_words(splits)}")
     components.neighbour_panel(run, table, key="neighbours")
     components.why_similar(run, query, table, key="query_why")
-    _vote(table, data.run_labels(run))
+    _vote(table, run_data.run_labels(run))
 
 
 def _vote(table: pd.DataFrame, labels: list[str]) -> None:
@@ -86,19 +86,19 @@ def _archive_results(run: Path, archive: str, table: pd.DataFrame) -> None:
         if table.empty:
             st.warning(f"No neighbours: archive {archive} holds no image to compare with.")
             return
-        shown = [data.archive_image_bytes(run, archive, p) for p in table["path"]]
+        shown = [search.archive_image_bytes(run, archive, p) for p in table["path"]]
         captions = [f"#{int(r['rank'])} · d={r['distance']:.3f} · {Path(r['path']).name}"
                     for _, r in table.iterrows()]
         st.image([picture for picture, _ in shown], caption=captions, width=components.TILE_WIDTH)
         missing = sum(not found for _, found in shown)
         if missing:
             st.info(f"{missing} of these {len(table)} images were not found at the paths the archive stored them "
-                    f"under (`{data.archive(run, archive).root}`); they are shown as placeholders.",
+                    f"under (`{search.archive(run, archive).root}`); they are shown as placeholders.",
                     icon=":material/image_not_supported:")
         st.dataframe(table, hide_index=True,
                      column_config={"distance": st.column_config.NumberColumn("distance", format="%.4f")})
     if "dx" in table.columns and table["dx"].notna().any():
-        _vote(table, sorted(set(data.run_labels(run)) | set(table["dx"].dropna().astype(str))))
+        _vote(table, run_data.classes_all(run_data.run_labels(run), table["dx"].dropna()))
 
 
 def main() -> None:
@@ -106,18 +106,18 @@ def main() -> None:
     run = components.page_run("Query viewer")
     if run is None:
         return
-    meta, _ = data.embeddings(run)
+    meta, _ = run_data.embeddings(run)
     top = st.columns([2, 2, 2])
     mode = top[0].radio("Query", MODES, horizontal=True, key="query_mode")
-    spaces = data.search_space_choices(run)
+    spaces = search.search_space_choices(run)
     if st.session_state.get("query_space") not in spaces:
         st.session_state["query_space"] = spaces[0]  # another run, without the archive chosen before
     space = top[1].radio("Search space", spaces, horizontal=True, key="query_space",
                          help="The run's test split (or test + train), or an image archive embedded with the run's "
                               "model (`python -m skinsim.index`)")
     k = top[2].slider("k", 1, 30, 10, key="query_k")
-    archive = data.archive_choice(space)
-    splits = data.SEARCH_SPACES.get(space, ("test",))
+    archive = search.archive_choice(space)
+    splits = neighbour_data.SEARCH_SPACES.get(space, ("test",))
     try:
         if mode == MODES[0]:
             query = _validation_query(run, meta)
@@ -125,13 +125,14 @@ def main() -> None:
                 return
             components.image_card(run, query, "Query", key="query_card", ratio=CARD_RATIO)
             key: str | bytes = str(query["image_id"])
-            table = data.archive_neighbours(run, archive, key, k) if archive else data.neighbours(run, key, k, splits)
+            table = search.archive_neighbours(run, archive, key, k) if archive else \
+                neighbour_data.neighbours(run, key, k, splits)
         else:
             found = _upload_query(run, k, splits, archive)
             if found is None:
                 return
             table, key = found
-    except data.SearchUnavailable as exc:
+    except search.SearchUnavailable as exc:
         st.warning(str(exc))
         return
     if archive:

@@ -2,55 +2,11 @@
 confusion heatmap, and a second run side by side."""
 from __future__ import annotations
 
-from pathlib import Path
-
-import pandas as pd
 import streamlit as st
 
-from dashboard import components, data, figures
+from dashboard import accuracy, components, figures, run_data
 
-METRICS = [("p_at_1", "P@1"), ("p_at_k", "P@{k}"), ("recall_at_k", "recall@{k}")]
 NONE = "(none)"
-
-
-def _overall_table(results: dict[str, data.Retrieval]) -> pd.DataFrame:
-    rows = []
-    for name, res in results.items():
-        for metric, label in METRICS:
-            o = res.overall.loc[metric]
-            rows.append({"run": name, "metric": label.format(k=res.k), "micro": o["micro"], "macro": o["macro"],
-                         "majority (micro)": o["majority_micro"], "random (micro)": o["random_micro"],
-                         "random (macro)": o["random_macro"]})
-    return pd.DataFrame(rows)
-
-
-def _same_lesion_table(runs: dict[str, Path]) -> pd.DataFrame | None:
-    """The stored same-lesion block of each run's metrics.json (runs older than the metric have none)."""
-    rows = []
-    for name, path in runs.items():
-        same = data.run_info(path).metrics.get("same_lesion") or {}
-        if same.get("n_queries"):
-            lo, hi = same["r_at_1_ci95"]
-            rows.append({"run": name, "queries": same["n_queries"], "R@1": same["r_at_1"], "R@1 95% low": lo,
-                         "R@1 95% high": hi, "R@5": same["r_at_5"], "mAP": same["map"],
-                         "random R@1": same["random_r_at_1"]})
-    return pd.DataFrame(rows) if rows else None
-
-
-def _both_ways_table(runs: dict[str, Path]) -> pd.DataFrame | None:
-    """Macro P@1 val -> test and with test -> val pooled, with bootstrap intervals (runs before it have none)."""
-    rows = []
-    for name, path in runs.items():
-        block = data.run_info(path).metrics.get("both_ways") or {}
-        for key, label in (("one_way", "val -> test"), ("both_ways", "val -> test and test -> val")):
-            if block.get(key):
-                b = block[key]
-                lo, hi = b["macro_p_at_1_ci95"]
-                rows.append({"run": name, "queries": label, "n": b["n_queries"], "macro P@1": b["macro_p_at_1"],
-                             "95% low": lo, "95% high": hi,
-                             "smallest class": min(b["per_class_n"], key=b["per_class_n"].get),
-                             "its queries": min(b["per_class_n"].values())})
-    return pd.DataFrame(rows) if rows else None
 
 
 def main() -> None:
@@ -58,7 +14,7 @@ def main() -> None:
     run = components.page_run("Retrieval accuracy")
     if run is None:
         return
-    others = [p for p in data.available_runs() if p != run]
+    others = [p for p in run_data.available_runs() if p != run]
     left, right = st.columns([2, 2])
     k = left.slider("k (neighbours per query)", 1, 50, 5, key="acc_k")
     second_name = right.selectbox("Compare with a second run", [NONE] + [p.name for p in others], key="acc_second")
@@ -66,7 +22,7 @@ def main() -> None:
     if second_name != NONE:
         runs[second_name] = next(p for p in others if p.name == second_name)
 
-    results = {name: data.retrieval(path, k) for name, path in runs.items()}
+    results = {name: accuracy.retrieval(path, k) for name, path in runs.items()}
     missing = [name for name, res in results.items() if res is None]
     for name in missing:
         st.warning(f"Run `{name}` has no validation or test images, so retrieval cannot be measured.")
@@ -83,14 +39,14 @@ def main() -> None:
 
     per_class = {name: res.per_class for name, res in results.items()}
     overall = {name: res.overall for name, res in results.items()}
-    for metric, label in METRICS:
+    for metric, label in accuracy.METRICS:
         st.plotly_chart(figures.accuracy_bars(per_class, metric, label.format(k=k), overall), key=f"bars_{metric}")
 
     st.subheader("Micro and macro averages")
     st.caption("Micro: every query counts once. Macro: every diagnosis counts once, whatever its size.")
-    st.dataframe(_overall_table(results).style.format(precision=3), hide_index=True)
+    st.dataframe(accuracy.overall_table(results).style.format(precision=3), hide_index=True)
 
-    both = _both_ways_table(runs)
+    both = accuracy.both_ways_table(runs)
     if both is not None:
         st.caption("Macro P@1 rests on a handful of queries in the small classes. Pooling the queries both ways "
                    "(test images querying validation too) doubles them; the intervals are percentile bootstraps "
@@ -98,7 +54,7 @@ def main() -> None:
         st.dataframe(both.style.format(precision=3), hide_index=True)
 
     st.subheader("Same lesion, another photo")
-    same = _same_lesion_table(runs)
+    same = accuracy.same_lesion_table(runs)
     if same is None:
         st.caption("These runs' metrics.json predate same-lesion retrieval: `python -m skinsim.evaluate RUN` adds it.")
     else:

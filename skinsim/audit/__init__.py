@@ -12,11 +12,23 @@ writes, atomically, beside the run's own files which it never changes:
 - `audit.json`: format_version, audit_id (also in each table's parquet metadata under b"skinsim.audit"),
   parameters and thresholds used, counts and seconds per phase.
 
+Floor 5: may import evaluate, search, data, runs and compute.
+
 Nothing here needs the model or torch; cleanlab and imagehash are imported only inside the functions that use
 them, so importing this package stays light.
 """
-from skinsim.audit.core import (FILES, FORMAT_VERSION, SUMMARY, AuditError, AuditTables, bench, open_run, read_audit,
-                                read_audit_table, run_audit)
+from skinsim.audit.core import (
+                                FILES,
+                                FORMAT_VERSION,
+                                SUMMARY,
+                                AuditError,
+                                AuditTables,
+                                bench,
+                                open_run,
+                                read_audit,
+                                read_audit_table,
+                                run_audit,
+)
 from skinsim.audit.duplicates import auto_threshold, find_duplicates
 from skinsim.audit.knn import Neighbours, neighbours
 from skinsim.audit.labels import knn_class_probabilities, label_issues

@@ -19,8 +19,15 @@ from skinsim.audit.duplicates import RULES, auto_threshold, find_duplicates
 from skinsim.audit.knn import lesion_codes, neighbours, unit_rows
 from skinsim.audit.labels import label_issues
 from skinsim.audit.outliers import outliers
-from skinsim.runs import (Run, data_folders, load_run, write_atomic, write_json, write_parquet_with_meta,
-                          write_vectors)
+from skinsim.runs.folder import (
+    Run,
+    data_folders,
+    load_run,
+    write_atomic,
+    write_json,
+    write_parquet_with_meta,
+    write_vectors,
+)
 
 FORMAT_VERSION = 1
 FILES = {"duplicates": "audit_duplicates.parquet", "label_issues": "audit_label_issues.parquet",
@@ -114,7 +121,7 @@ def run_audit(run_path: str | Path, k: int = 10, dup_k: int = 10, dup_threshold:
 
     `k` neighbours vote for labels and score outliers; `dup_k` nearest are duplicate candidates; `dup_threshold`
     is the cosine distance for 'almost the same embedding' (None: `auto_threshold`). Images are looked for in
-    `data_dir`, else `skinsim.runs.data_folders`; `images=False` skips them. Existing run files are only read.
+    `data_dir`, else `skinsim.runs.folder.data_folders`; `images=False` skips them. Existing run files are only read.
     """
     if min(k, dup_k) < 1 or phash_threshold < 0 or smoothing <= 0:
         raise AuditError("k and dup_k must be at least 1, phash_threshold at least 0, smoothing above 0")

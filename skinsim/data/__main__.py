@@ -7,8 +7,8 @@ from pathlib import Path
 
 from skinsim.data import download
 from skinsim.data.metadata import DATASETS, CsvSpec, DataError, read_dataset
+from skinsim.data.splits import split_problems
 from skinsim.data.table import some
-from skinsim.splits import split_problems
 
 CHECK_HELP = ("check that a HAM10000 folder (or ISIC 2019, ISIC 2020, PAD-UFES-20, a described CSV) is complete "
               "and readable, and say what it holds")

@@ -73,7 +73,7 @@ class Remote:
 def default_dest() -> Path:
     """`data/ham10000` in the repository."""
     try:
-        from skinsim.runs import REPO_ROOT
+        from skinsim.runs.folder import REPO_ROOT
     except ImportError:  # runs.py needs pandas/pyarrow; the download itself does not
         REPO_ROOT = Path(__file__).resolve().parents[2]
     return REPO_ROOT / "data" / "ham10000"

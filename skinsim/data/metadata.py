@@ -11,7 +11,7 @@ from skinsim.data.generic import CsvSpec, read_generic
 from skinsim.data.images import index_images, unreadable_images
 from skinsim.data.layouts import DIAGNOSES, LAYOUTS, detect, find_label_file
 from skinsim.data.table import DataError, some, standard_table
-from skinsim.runs import REPO_ROOT
+from skinsim.runs.folder import REPO_ROOT
 
 __all__ = ["DATASETS", "DIAGNOSES", "CsvSpec", "DataError", "Dataset", "load_dataset", "read_dataset",
            "resolve_data_dir"]

@@ -1,0 +1,221 @@
+"""Screen metric-learning losses in seconds: a small head trained on frozen ImageNet features, scored on a dev fold
+carved from the training split (lesion-grouped), never on validation or test.
+
+    python -m skinsim.screen --data-dir ../shared/ham10000 [--losses triplet,supcon] [--seeds 0,1,2]
+
+The features are EfficientNet-Lite0's pooled ImageNet features of each image and of its mirror image (cached
+under artifacts/screen/). The head (1280 -> 512 -> 128, L2-normalised) is trained on the training split minus
+the dev fold with pytorch-metric-learning's losses over P x K batches of diagnoses. The dev fold's lesions are
+split in two, as validation and test are: queries against the other half give P@1, macro P@1 and melanoma P@1,
+and every dev image whose lesion has other images is a same-lesion query over the training and dev images.
+A screen ranks ideas for the full recipe cheaply; it does not replace a full run.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from skinsim.data.splits import dev_fold
+from skinsim.evaluate.report import retrieval_report, same_lesion_report
+from skinsim.runs.folder import REPO_ROOT
+from skinsim.train import objective
+from skinsim.train.mining import LESION_NEGATIVES, lesion_pairs
+from skinsim.train.objective import LOSSES
+
+CACHE = REPO_ROOT / "artifacts" / "screen"
+EMBEDDING = 128
+STEPS, P, K = 1500, 7, 16
+LESION_WEIGHT = 1.0
+
+
+@dataclass(frozen=True)
+class LesionTerm:
+    """How '+lesion' is built: which images of other lesions are its negatives, and its temperature."""
+
+    negatives: str = "all"      # all | other-class | same-class (skinsim.train.mining.lesion_pairs)
+    temperature: float = 0.1
+
+    def label(self) -> str:
+        """What a table row adds to the loss name; nothing for the defaults."""
+        parts = ([f"negatives {self.negatives}"] if self.negatives != "all" else []) + \
+                ([f"temperature {self.temperature:g}"] if self.temperature != 0.1 else [])
+        return f" ({', '.join(parts)})" if parts else ""
+
+
+def features(data_dir: Path, table: pd.DataFrame) -> np.ndarray:
+    """(n, 2, 1280) pooled ImageNet Lite0 features of each image and its mirror image, cached by image ids."""
+    from skinsim.data.images import decode_all
+    from skinsim.model.embedder import Embedder
+    from skinsim.model.transforms import normalise
+
+    key = pd.util.hash_pandas_object(table["image_id"], index=False).sum() % (1 << 48)
+    path = CACHE / f"lite0_{len(table)}_{key:012x}.npy"
+    if path.is_file():
+        return np.load(path)
+    model = Embedder("efficientnet_lite0", em=1, pretrained="imagenet").eval()
+    images = decode_all(data_dir, list(table["path"]), (150, 200))
+    out = np.empty((len(table), 2, 1280), dtype=np.float32)
+    with torch.no_grad():
+        for i in range(0, len(images), 32):
+            x = normalise(images[i:i + 32], model.mean, model.std)
+            for view, batch in enumerate((x, torch.flip(x, dims=[3]))):
+                out[i:i + 32, view] = model.trunk(batch, len(model.stages)).numpy()
+    CACHE.mkdir(parents=True, exist_ok=True)
+    np.save(path, out)
+    return out
+
+
+def make_loss(name: str, n_classes: int, n_lesions: int, temperature: float = 0.1) -> tuple[nn.Module, Any,
+                                                                                          nn.Module | None]:
+    """(class loss, its miner or None, lesion loss or None) for a screen entry named `name`.
+
+    The class losses are skinsim.train.objective' (the ones `python -m skinsim.train --loss` trains with). "+lesion"
+    appends a supervised-contrastive term over lesion ids: views and other photos of one lesion are positives,
+    every other image of the batch a negative.
+    """
+    from pytorch_metric_learning import losses
+
+    base, _, lesion = name.partition("+")
+    loss, miner = objective.make_loss(base, n_classes, EMBEDDING)
+    if lesion not in ("", "lesion"):
+        raise ValueError(f"unknown term {lesion!r} in {name!r}; only '+lesion' exists")
+    return loss, miner, (losses.SupConLoss(temperature=temperature) if lesion else None)
+
+
+def batches(dx: np.ndarray, lesion: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One P x K batch of image rows: K per diagnosis (classes drawn by count ** 0.5); each image's lesion mates
+    are drawn with it where the lesion has some, so that the lesion term has positives."""
+    classes, counts = np.unique(dx, return_counts=True)
+    weights = counts ** 0.5 / (counts ** 0.5).sum()
+    chosen = rng.choice(len(classes), size=min(P, len(classes)), replace=False, p=weights)
+    rows = []
+    for c in chosen:
+        members = np.flatnonzero(dx == classes[c])
+        picks = rng.choice(members, size=K // 2, replace=len(members) < K // 2)
+        for r in picks:
+            mates = np.flatnonzero(lesion == lesion[r])
+            rows += [r, rng.choice(mates[mates != r]) if len(mates) > 1 else r]
+    return np.asarray(rows)
+
+
+def train_head(feats: np.ndarray, dx: np.ndarray, lesion: np.ndarray, loss_name: str, seed: int,
+               term: LesionTerm = LesionTerm()) -> nn.Module:
+    """A 1280 -> 512 -> 128 head trained on `feats` (n, 2 views, 1280) with the named loss."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    _, dx_codes = np.unique(dx, return_inverse=True)
+    _, lesion_codes = np.unique(lesion, return_inverse=True)
+    head = nn.Sequential(nn.Linear(feats.shape[2], 512), nn.ReLU(), nn.Linear(512, EMBEDDING))
+    loss, miner, lesion_loss = make_loss(loss_name, int(dx_codes.max()) + 1, int(lesion_codes.max()) + 1,
+                                         term.temperature)
+    params = list(head.parameters()) + list(loss.parameters())
+    opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, STEPS)
+    x_all = torch.from_numpy(feats)
+    for _ in range(STEPS):
+        rows = batches(dx, lesion, rng)
+        view = torch.from_numpy(rng.integers(0, 2, size=len(rows)))
+        emb = nn.functional.normalize(head(x_all[torch.from_numpy(rows), view]), dim=1)
+        y = torch.from_numpy(dx_codes[rows])
+        value = loss(emb, y, miner(emb, y)) if miner is not None else loss(emb, y)
+        if lesion_loss is not None:
+            lesions = torch.from_numpy(lesion_codes[rows])
+            # None: pytorch-metric-learning's own all-pairs default, which the published rows were made with
+            pairs = lesion_pairs(lesions, y, term.negatives) if term.negatives != "all" else None
+            value = value + LESION_WEIGHT * lesion_loss(emb, lesions, pairs)
+        opt.zero_grad()
+        value.backward()
+        opt.step()
+        sched.step()
+    return head.eval()
+
+
+def embed(head: nn.Module | None, feats: np.ndarray) -> np.ndarray:
+    """Unit embeddings averaged over the two views (the raw features when there is no head)."""
+    with torch.no_grad():
+        x = torch.from_numpy(feats)
+        out = x if head is None else head(x)
+        out = nn.functional.normalize(out, dim=2).mean(1)
+    return nn.functional.normalize(out, dim=1).numpy()
+
+
+def score(table: pd.DataFrame, vectors: np.ndarray) -> dict[str, float]:
+    """Dev-fold numbers: dev queries ("val") against the other dev half ("test"), same-lesion over train + dev."""
+    report = retrieval_report(table, vectors, "val", ("test",))
+    same = same_lesion_report(table, vectors, ("val", "test"))
+    return {"P@1": report["overall"]["p_at_1"], "macro P@1": report["overall"]["macro_p_at_1"],
+            "mel P@1": report["per_class"].get("mel", {}).get("p_at_1", float("nan")),
+            "mel MAP@R": report["per_class"].get("mel", {}).get("map_at_r", float("nan")),
+            "same-lesion R@1": same.get("r_at_1", float("nan"))}
+
+
+def screen(data_dir: Path, names: list[str], seeds: list[int], split_seed: int = 42,
+           term: LesionTerm = LesionTerm()) -> pd.DataFrame:
+    """One row per loss: dev-fold means over `seeds` (and their spread), seconds per head."""
+    from skinsim.data import load_dataset
+    from skinsim.data.splits import make_split
+
+    table = load_dataset(data_dir, check_images=False)
+    table = table.assign(split=make_split(table, "lesion", split_seed))
+    feats = features(data_dir, table)
+    keep = dev_fold(table) != "held"
+    view = table[keep].reset_index(drop=True).assign(split=dev_fold(table)[keep])
+    feats = feats[keep]
+    train = view["split"].to_numpy() == "train"
+    rows = [{"loss": "frozen features (no head)", **score(view, embed(None, feats)), "seeds": 1, "s/head": 0.0}]
+    for name in names:
+        runs = []
+        for seed in seeds:
+            tick = time.perf_counter()
+            head = train_head(feats[train], view["dx"].to_numpy()[train], view["lesion_id"].to_numpy()[train],
+                              name, seed, term)
+            runs.append({**score(view, embed(head, feats)), "s/head": time.perf_counter() - tick})
+        frame = pd.DataFrame(runs)
+        row = {"loss": name + (term.label() if "+lesion" in name else ""), **frame.mean().to_dict(),
+               "seeds": len(seeds)}
+        row["P@1 range"] = float(frame["P@1"].max() - frame["P@1"].min())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point."""
+    parser = argparse.ArgumentParser(prog="python -m skinsim.screen", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", help="HAM10000 folder (default: $SKINSIM_DATA, else data/ham10000)")
+    parser.add_argument("--losses", default=",".join(LOSSES + [n + "+lesion" for n in LOSSES]),
+                        help="comma-separated losses; '+lesion' adds a lesion-level term (default: all, both ways)")
+    parser.add_argument("--seeds", default="0,1,2", help="head seeds to average (default 0,1,2)")
+    parser.add_argument("--lesion-negatives", default="all", choices=LESION_NEGATIVES,
+                        help="the '+lesion' term's negatives: images of all other lesions, or only those of other "
+                             "classes, or only those of the same class (default all)")
+    parser.add_argument("--lesion-temperature", type=float, default=0.1,
+                        help="temperature of the '+lesion' term (default 0.1)")
+    args = parser.parse_args(argv)
+    from skinsim.bench.retrieval import format_table
+    from skinsim.data import resolve_data_dir
+
+    names = [n.strip() for n in args.losses.split(",") if n.strip()]
+    try:
+        for name in names:
+            make_loss(name, 2, 2)  # an unknown name fails here, before any feature is computed
+        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    except ValueError as err:
+        parser.error(str(err))
+    if not names or not seeds:
+        parser.error("name at least one loss and one seed")
+    if args.lesion_temperature <= 0:
+        parser.error(f"--lesion-temperature must be above 0, not {args.lesion_temperature}")
+    term = LesionTerm(args.lesion_negatives, args.lesion_temperature)
+    result = screen(resolve_data_dir(args.data_dir), names, seeds, term=term)
+    print(format_table(result.to_dict("records")))
+    return 0
+

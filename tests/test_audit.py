@@ -318,3 +318,20 @@ def test_read_audit_reads_back_what_was_written_and_refuses_newer_formats(tmp_pa
     (run / "audit.json").write_text(json.dumps({**summary, "format_version": 99}))
     with pytest.raises(AuditError, match="newer than this skinsim"):
         read_audit(run)
+
+
+def test_the_indexed_search_finds_the_exact_neighbours_on_a_small_run() -> None:
+    """Above AUTO_EXACT_LIMIT the audit searches through FAISS; with an exact index it must equal the blocked
+    numpy search, and HNSW must find nearly all of it."""
+    from skinsim.audit.knn import indexed_neighbours, neighbours, unit_rows
+
+    rng = np.random.default_rng(3)
+    lesions = np.repeat(np.arange(400), 3)
+    vectors = unit_rows(rng.normal(size=(400, 24))[lesions] + 0.5 * rng.normal(size=(1200, 24)))
+    exact = neighbours(vectors, lesions, k=5, m=8)
+    flat = indexed_neighbours(vectors, lesions, k=5, m=8, spec="Flat")
+    assert (flat.idx == exact.idx).mean() > 0.999 and (flat.other_idx == exact.other_idx).mean() > 0.999
+    assert np.allclose(flat.dist, exact.dist, atol=1e-5)
+    hnsw = indexed_neighbours(vectors, lesions, k=5, m=8, spec="HNSW32")
+    recall = np.mean([len(set(a) & set(b)) / len(b) for a, b in zip(hnsw.idx, exact.idx)])
+    assert recall > 0.95

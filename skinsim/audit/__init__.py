@@ -1,4 +1,5 @@
-"""Dataset audit of a run: near-duplicate pairs, label-issue candidates and outliers, written into the run folder.
+"""Dataset audit of a run: near-duplicate pairs, label-issue candidates, outliers and images possibly of one lesion
+under two ids, written into the run folder.
 
 `python -m skinsim.audit RUN` (or `run_audit(RUN)`) reads `embeddings.parquet` (and the images, when found) and
 writes, atomically, beside the run's own files which it never changes:
@@ -9,6 +10,8 @@ writes, atomically, beside the run's own files which it never changes:
   > 'embedding'. Hash and pixel columns are null without images.
 - `audit_label_issues.parquet`: every image, rank 1 = most doubtful label (cleanlab over kNN votes of other lesions).
 - `audit_outliers.parquet`: every image, rank 1 = farthest from its k nearest neighbours.
+- `audit_same_lesion.parquet`: pairs of images with two lesion ids, most probably one lesion first (a calibrated
+  probability from the embedding, the images and the per-lesion metadata: skinsim.audit.same_lesion).
 - `audit.json`: format_version, audit_id (also in each table's parquet metadata under b"skinsim.audit"),
   parameters and thresholds used, counts and seconds per phase.
 

@@ -1,4 +1,4 @@
-"""The audit of one run: read it, compute the three tables, write them and audit.json atomically beside it."""
+"""The audit of one run: read it, compute its four tables, write them and audit.json atomically beside it."""
 from __future__ import annotations
 
 import json
@@ -13,12 +13,13 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from skinsim.audit import duplicates, labels
+from skinsim.audit import duplicates, labels, same_lesion
 from skinsim.audit import outliers as outliers_module
 from skinsim.audit.duplicates import RULES, auto_threshold, find_duplicates
-from skinsim.audit.knn import lesion_codes, neighbours, unit_rows
+from skinsim.audit.knn import indexed_neighbours, lesion_codes, neighbours, unit_rows
 from skinsim.audit.labels import label_issues
 from skinsim.audit.outliers import outliers
+from skinsim.audit.same_lesion import same_lesion_candidates
 from skinsim.runs.folder import (
     Run,
     data_folders,
@@ -28,11 +29,15 @@ from skinsim.runs.folder import (
     write_parquet_with_meta,
     write_vectors,
 )
+from skinsim.search.vector_index import AUTO_EXACT_LIMIT, auto_spec
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the "possibly the same lesion" table
 FILES = {"duplicates": "audit_duplicates.parquet", "label_issues": "audit_label_issues.parquet",
-         "outliers": "audit_outliers.parquet"}
-SCHEMAS = {"duplicates": duplicates.SCHEMA, "label_issues": labels.SCHEMA, "outliers": outliers_module.SCHEMA}
+         "outliers": "audit_outliers.parquet", "same_lesion": "audit_same_lesion.parquet"}
+SCHEMAS = {"duplicates": duplicates.SCHEMA, "label_issues": labels.SCHEMA, "outliers": outliers_module.SCHEMA,
+           "same_lesion": same_lesion.SCHEMA}
+SINCE = {"same_lesion": 2}  # the format version that added a table: an older audit has none and is still whole
+SAME_LESION_THRESHOLD = 0.5  # the probability from which a candidate counts as a likely leak
 SUMMARY = "audit.json"
 METADATA_KEY = b"skinsim.audit"
 REQUIRED = ["image_id", "lesion_id", "split", "dx"]
@@ -79,12 +84,13 @@ def read_audit_table(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
 
 @dataclass(frozen=True)
 class AuditTables:
-    """A run's stored audit: audit.json and the three tables, and whether they all come from one audit."""
+    """A run's stored audit: audit.json and its tables, and whether they all come from one audit."""
 
     summary: dict[str, Any]
     duplicates: pd.DataFrame
     label_issues: pd.DataFrame
     outliers: pd.DataFrame
+    same_lesion: pd.DataFrame
     complete: bool  # False when a table is missing or was written by another audit than audit.json describes
 
 
@@ -110,14 +116,16 @@ def read_audit(run_path: str | Path) -> AuditTables | None:
             ids.add(meta.get("audit_id"))
         else:
             tables[name] = SCHEMAS[name].empty_table().to_pandas()
-            ids.add(None)
+            if summary.get("format_version", 1) >= SINCE.get(name, 1):
+                ids.add(None)
     return AuditTables(summary=summary, complete=ids == {summary.get("audit_id")}, **tables)
 
 
 def run_audit(run_path: str | Path, k: int = 10, dup_k: int = 10, dup_threshold: float | None = None,
               phash_threshold: int = 4, smoothing: float = 0.1, images: bool = True,
               data_dir: str | Path | None = None, block_bytes: int = 64 << 20, quiet: bool = False) -> dict[str, Any]:
-    """Audit a run: write audit_duplicates/label_issues/outliers.parquet and audit.json into it; return the summary.
+    """Audit a run: write audit_duplicates/label_issues/outliers/same_lesion.parquet and audit.json into it; return
+    the summary.
 
     `k` neighbours vote for labels and score outliers; `dup_k` nearest are duplicate candidates; `dup_threshold`
     is the cosine distance for 'almost the same embedding' (None: `auto_threshold`). Images are looked for in
@@ -147,7 +155,10 @@ def run_audit(run_path: str | Path, k: int = 10, dup_k: int = 10, dup_threshold:
     largest = int(np.bincount(lesions).max())
     # enough neighbours that k of them come from other lesions without a second search, bounded for odd data
     m = max(dup_k, k + min(largest - 1, 64))
-    nb = neighbours(vectors, lesions, k=k, m=m, block_bytes=block_bytes)
+    if len(vectors) > AUTO_EXACT_LIMIT:
+        nb = indexed_neighbours(vectors, lesions, k=k, m=m, spec=auto_spec(len(vectors)))
+    else:
+        nb = neighbours(vectors, lesions, k=k, m=m, block_bytes=block_bytes)
     t = lap("knn", t)
 
     hashes, folders = None, []
@@ -167,11 +178,14 @@ def run_audit(run_path: str | Path, k: int = 10, dup_k: int = 10, dup_threshold:
     t = lap("label_issues", t)
     outs = outliers(table, nb, k)
     t = lap("outliers", t)
+    same, calibration = same_lesion_candidates(table, vectors, nb, lesions, hashes, k=k)
+    t = lap("same_lesion", t)
 
     audit_id = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    params = {"k": k, "dup_k": dup_k, "dup_threshold": threshold, "dup_threshold_auto": dup_threshold is None,
+    params = {"knn": "exact" if len(vectors) <= AUTO_EXACT_LIMIT else auto_spec(len(vectors)), "k": k,
+              "dup_k": dup_k, "dup_threshold": threshold, "dup_threshold_auto": dup_threshold is None,
               "phash_threshold": phash_threshold, "smoothing": smoothing, "images": images}
-    for name, frame in (("duplicates", dups), ("label_issues", issues), ("outliers", outs)):
+    for name, frame in (("duplicates", dups), ("label_issues", issues), ("outliers", outs), ("same_lesion", same)):
         meta = {"format_version": FORMAT_VERSION, "table": name, "audit_id": audit_id, "run": run.name,
                 "params": params}
         write_atomic(run.path / FILES[name],
@@ -179,6 +193,7 @@ def run_audit(run_path: str | Path, k: int = 10, dup_k: int = 10, dup_threshold:
     t = lap("write", t)
     seconds["total"] = round(time.perf_counter() - t_start, 3)
 
+    likely = same["probability"] >= SAME_LESION_THRESHOLD
     summary = {
         "format_version": FORMAT_VERSION, "audit_id": audit_id, "run": run.name,
         "n_images": len(table), "dim": int(raw.shape[1]),
@@ -194,11 +209,16 @@ def run_audit(run_path: str | Path, k: int = 10, dup_k: int = 10, dup_threshold:
             "duplicates_crossing_split_other_lesion": int((dups["crosses_split"] & ~dups["same_lesion"]).sum()),
             "label_issues": int(issues["is_label_issue"].sum()),
             "label_issues_histo": int((issues["is_label_issue"] & (issues["dx_type"] == "histo")).sum()),
+            "same_lesion": len(same),
+            "same_lesion_likely": int(likely.sum()),
+            "same_lesion_likely_crossing_split": int((likely & same["crosses_split"]).sum()),
         },
+        "same_lesion": {"threshold": SAME_LESION_THRESHOLD, "how": calibration.describe(),
+                        "held_out_auc": None if np.isnan(calibration.auc) else round(calibration.auc, 4)},
         "seconds": seconds,
         "files": list(FILES.values()),
     }
-    # written last: a summary whose audit_id matches the tables' says the three belong together
+    # written last: a summary whose audit_id matches the tables' says they belong together
     write_atomic(run.path / SUMMARY, lambda p: write_json(p, summary))
     if not quiet:
         print(format_summary(summary))
@@ -216,6 +236,9 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"{c['duplicates_crossing_split_other_lesion']} of them between different lesions; "
         f"embedding threshold {summary['params']['dup_threshold']:.3g}",
         f"label-issue candidates: {c['label_issues']} flagged by cleanlab ({c['label_issues_histo']} histo-confirmed)",
+        f"possibly the same lesion under two ids: {c['same_lesion_likely']} pairs with probability >= "
+        f"{summary['same_lesion']['threshold']}, {c['same_lesion_likely_crossing_split']} of them across splits "
+        f"({c['same_lesion']} candidates listed)",
         "seconds: " + ", ".join(f"{name} {v:.2f}" for name, v in s.items()),
         "wrote " + ", ".join(summary["files"] + [SUMMARY]),
     ])

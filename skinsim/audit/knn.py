@@ -1,4 +1,6 @@
-"""Exact k-nearest-neighbour search by cosine distance, in row blocks so memory stays bounded."""
+"""k-nearest-neighbour search by cosine distance for the audit: exact in row blocks up to AUTO_EXACT_LIMIT images
+(memory stays bounded), through a FAISS HNSW index above it (an exact search of a million images is hours on two
+cores; the graph's neighbours are approximate, their distances exact)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -115,4 +117,25 @@ def neighbours(vectors: np.ndarray, lesions: np.ndarray, k: int, m: int,
     # float32 rounding can make a distance of identical vectors slightly negative
     np.maximum(dist, 0, out=dist)
     np.maximum(other_dist, 0, out=other_dist)  # nan (no neighbour) stays nan
+    return Neighbours(idx=idx, dist=dist, other_idx=other_idx, other_dist=other_dist)
+
+
+def indexed_neighbours(vectors: np.ndarray, lesions: np.ndarray, k: int, m: int, spec: str = "HNSW32") -> Neighbours:
+    """`neighbours` through a FAISS index named by `spec`: each row's m nearest and its k nearest of other lesions
+    among them (-1 and nan where fewer than k other-lesion rows are among the m)."""
+    from skinsim.search.vector_index import VectorIndex
+
+    n = len(vectors)
+    m, k = min(m, n - 1), min(k, n - 1)
+    idx, dist = VectorIndex(vectors, spec).search(vectors, m, exclude=np.arange(n))
+    dist = (dist.astype(np.float64) ** 2 / 2).astype(np.float32)  # Euclidean between unit rows -> cosine distance
+    known = idx >= 0
+    dist[~known] = np.inf
+    idx = np.where(known, idx, np.arange(n)[:, None])  # a row the graph missed points at itself, infinitely far
+    other = known & (lesions[idx] != lesions[:, None])
+    first = np.argsort(~other, axis=1, kind="stable")[:, :k]
+    ok = np.take_along_axis(other, first, 1)
+    other_idx = np.where(ok, np.take_along_axis(idx, first, 1), -1)
+    other_dist = np.where(ok, np.take_along_axis(dist, first, 1), np.nan).astype(np.float32)
+    np.maximum(dist, 0, out=dist)
     return Neighbours(idx=idx, dist=dist, other_idx=other_idx, other_dist=other_dist)

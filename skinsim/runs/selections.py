@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from skinsim.runs.folder import write_atomic
+from skinsim.runs.spreadsheet import to_csv_bytes
 
 FOLDER = "selections"
 COLUMNS = ["image_id", "lesion_id", "dx", "split"]
@@ -39,8 +40,8 @@ def selection_table(meta: pd.DataFrame, image_ids: list[str], scores: pd.DataFra
 
 
 def to_csv(table: pd.DataFrame) -> bytes:
-    """A selection as UTF-8 CSV bytes (for a download button or a file)."""
-    return table.to_csv(index=False, float_format="%.6g").encode("utf-8")
+    """A selection as UTF-8 CSV bytes (for a download button or a file), safe to open in a spreadsheet."""
+    return to_csv_bytes(table)
 
 
 def check_name(name: str) -> str:

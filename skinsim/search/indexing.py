@@ -38,6 +38,7 @@ from skinsim.compute.device import pick_device
 from skinsim.compute.distributed import World, gather_objects, same_on_all, stop
 from skinsim.data.images import parse_size, to_array
 from skinsim.runs.folder import write_atomic, write_vectors
+from skinsim.runs.spreadsheet import neutralise
 from skinsim.search import vector_index
 from skinsim.search.archive import (
     DUPLICATES,
@@ -189,8 +190,9 @@ def write_reports(folder: Path, plan: pd.DataFrame, manifest: dict[str, Any]) ->
     metadata = [c for c in plan.columns if c not in PLAN_COLUMNS]
     dups = plan[plan["copy_of"].notna()]
     dups = dups.assign(id=dups["sha256"].str[:16])[["path", "copy_of", "id", "sha256", *metadata]]
-    write_atomic(folder / UNREADABLE, lambda p: unreadable.to_csv(p, index=False))
-    write_atomic(folder / DUPLICATES, lambda p: dups.to_csv(p, index=False))
+    # reports a person opens in a spreadsheet: a file named like a formula must not run as one
+    write_atomic(folder / UNREADABLE, lambda p: neutralise(unreadable).to_csv(p, index=False))
+    write_atomic(folder / DUPLICATES, lambda p: neutralise(dups).to_csv(p, index=False))
     return len(unreadable), len(dups)
 
 

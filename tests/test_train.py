@@ -509,3 +509,51 @@ def test_a_two_part_run_is_refused_with_one_message() -> None:
     with pytest.raises(ValueError, match="two-part embeddings"):
         TrainConfig.from_dict({**TrainConfig().to_dict(), "look_dims": 64, "look_share": 0.5})
     assert TrainConfig.from_dict({**TrainConfig().to_dict(), "look_dims": 0}).em == 128  # the default then: read
+
+
+def test_reviewed_merges_group_two_lesion_ids_in_the_split_and_the_run_records_the_file(
+        synthetic_data: Path, tmp_path: Path) -> None:
+    """Two lesion ids judged one lesion share a side of the split; the run keeps the filed ids and the file's hash."""
+    import hashlib
+
+    merges = tmp_path / "lesion_merges.csv"
+    # ISIC_9000000 is lesion HAM_0000000, ISIC_9000002 lesion HAM_0000001 (same diagnosis); one unsure pair too
+    merges.write_text("image_a,image_b,verdict,note\nISIC_9000000,ISIC_9000002,same,\n"
+                      "ISIC_9000004,ISIC_9000006,unsure,\n")
+    out = tmp_path / "merged"
+    assert main(["--data-dir", str(synthetic_data), "--out", str(out), *TINY_ARGS, "--epochs", "1", "--max_steps",
+                 "2", "--no-audit", "--lesion-merges", str(merges)]) == 0
+    meta = json.loads((out / "config.json").read_text())
+    assert meta["lesion_merges"] == str(merges)
+    assert meta["meta"]["lesion_merges"]["sha256"] == hashlib.sha256(merges.read_bytes()).hexdigest()
+    assert (meta["meta"]["lesion_merges"]["lesions_before"], meta["meta"]["lesion_merges"]["lesions_after"]) == (42, 41)
+    table, _ = read_vectors(out / "embeddings.parquet")
+    pair = table[table["filed_lesion_id"].isin(["HAM_0000000", "HAM_0000001"])]
+    assert set(pair["lesion_id"]) == {"HAM_0000000"} and pair["split"].nunique() == 1
+
+
+@pytest.mark.parametrize("text, message", [
+    ("image_a,image_b,verdict\nISIC_9000000,ISIC_404,same\n", "does not have: ISIC_404"),
+    ("image_a,image_b,verdict\nISIC_9000000,ISIC_9000002,perhaps\n", "verdicts must be"),
+])
+def test_a_bad_merges_file_stops_training_with_one_message(synthetic_data: Path, tmp_path: Path, capsys, text: str,
+                                                           message: str) -> None:
+    (tmp_path / "m.csv").write_text(text)
+    out = tmp_path / "runs" / "never"
+    assert main(["--data-dir", str(synthetic_data), "--out", str(out), *TINY_ARGS, "--lesion-merges",
+                 str(tmp_path / "m.csv")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_a_dataset_folders_own_merges_file_applies_by_default(synthetic_data: Path, tmp_path: Path) -> None:
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(synthetic_data, data)
+    (data / "lesion_merges.csv").write_text("image_a,image_b,verdict\nISIC_9000000,ISIC_9000002,same\n")
+    out = tmp_path / "default-merges"
+    assert main(["--data-dir", str(data), "--out", str(out), *TINY_ARGS, "--epochs", "1", "--max_steps", "1",
+                 "--no-audit"]) == 0
+    assert json.loads((out / "config.json").read_text())["lesion_merges"] == str(data / "lesion_merges.csv")

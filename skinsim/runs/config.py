@@ -20,6 +20,8 @@ class TrainConfig:
     split: str = "lesion"            # lesion (grouped by lesion_id) | image (the original project's)
     seed: int = 42                   # fixes the whole run: split (unless split_seed), init, batches, augmentation
     split_seed: int | None = None    # seed of the train/val/test split alone; None: the same as `seed`
+    lesion_merges: str | None = None  # reviewed merges (skinsim.data.merges): `same` verdicts make one lesion of
+                                      # two ids in the split, the P x K batches and the same-lesion metric
     dev_fold: bool = False           # train on the training split minus a dev fold, score on that fold (issue 8)
     image_size: str = "150x200"      # height x width, or one number for a square
     # model

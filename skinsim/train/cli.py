@@ -26,7 +26,7 @@ FLAGS = {
     "workers": int, "optimizer": str, "weight_decay": float, "scheduler": str, "freeze": int,
     "cache_views": int, "samples_per_class": int, "class_power": float, "max_steps": int, "lesion_weight": float,
     "dataset": str, "csv": str, "image_col": str, "label_col": str, "group_col": str, "loss": str, "compile": str,
-    "precision": str,
+    "precision": str, "lesion_merges": str,
 }
 
 
@@ -35,6 +35,9 @@ HELP = {"loss": f"{' | '.join(LOSSES)} | triplet+ one of the others (e.g. triple
                 "FaceNet-style loss over --mining's triplets, the others are pytorch-metric-learning's ",
         "compile": "auto | on | off: torch.compile the frozen trunk's passes (the cache); auto: on the CPU for "
                    "2,000+ images; speed only ",
+        "lesion_merges": "a CSV of reviewed image pairs (image_a, image_b, verdict same|different|unsure): lesions "
+                         "judged the same stay together in the split, the batches and the same-lesion metric; "
+                         "without it, the dataset folder's lesion_merges.csv when there is one ",
         "precision": "auto | bf16 | fp32: the embedding passes without gradients (validation, embeddings, queries) "
                      "in bfloat16 autocast, 2x faster where the device has it natively (auto); training and the cache "
                      "stay float32 "}

@@ -13,6 +13,7 @@ from skinsim.compute.compiled import trunk_pass, use_compile
 from skinsim.compute.distributed import World
 from skinsim.data import CsvSpec, read_dataset
 from skinsim.data.images import decode_all, parse_size
+from skinsim.data.merges import FILE_NAME, file_digest, merged_lesion_ids, read_merges
 from skinsim.data.splits import dev_fold, make_split
 from skinsim.model.embed import embed_batches
 from skinsim.model.embedder import Embedder
@@ -34,6 +35,7 @@ class Data:
     test_rows: np.ndarray
     classes: list[str]
     labels: torch.Tensor  # class index of every row
+    merges: dict | None = None  # the reviewed merges applied: path, sha256, lesions before and after
 
 
 def load_data(cfg: TrainConfig, work: Path, resume: bool, world: World = World()) -> Data:
@@ -42,6 +44,9 @@ def load_data(cfg: TrainConfig, work: Path, resume: bool, world: World = World()
     dataset = read_dataset(cfg.data_dir, cfg.dataset, csv, skip_missing=cfg.skip_missing)
     data_dir, table = dataset.root, dataset.table
     cfg.dataset = dataset.layout  # the run records what it read, so a resume or a reader never re-detects
+    if cfg.lesion_merges is None and (data_dir / FILE_NAME).is_file():
+        cfg.lesion_merges = str(data_dir / FILE_NAME)  # a dataset's own reviewed merges apply unless a file is named
+    merges = merge_lesions(table, cfg.lesion_merges) if cfg.lesion_merges else None
     if resume and (work / "split.parquet").is_file():
         saved = pd.read_parquet(work / "split.parquet").set_index("image_id")["split"]
         table["split"] = saved.reindex(table["image_id"]).to_numpy()
@@ -58,14 +63,29 @@ def load_data(cfg: TrainConfig, work: Path, resume: bool, world: World = World()
     split = table["split"].to_numpy()
     classes = sorted(table["dx"].unique())
     labels = torch.tensor(table["dx"].map({c: i for i, c in enumerate(classes)}).to_numpy())
-    data = Data(data_dir, table, images, *(np.flatnonzero(split == s) for s in ("train", "val", "test")), classes, labels)
+    rows = (np.flatnonzero(split == s) for s in ("train", "val", "test"))
+    data = Data(data_dir, table, images, *rows, classes, labels, merges)
     log = print if world.is_main else (lambda *a, **k: None)
+    if merges:
+        log(f"data: {merges['lesions_before']} lesion ids are {merges['lesions_after']} lesions after the reviewed "
+            f"merges in {merges['path']}")
     if dataset.dropped:
         log(f"data: left out {len(dataset.dropped)} image(s) missing or unreadable (--skip-missing)")
     log(f"data: {len(table)} images ({dataset.layout}) from {data_dir}; split '{cfg.split}' (seed {cfg.split_rng}): "
           f"{len(data.train_rows)} train / {len(data.val_rows)} val / {len(data.test_rows)} test; "
           f"size {size[0]}x{size[1]}")
     return data
+
+
+def merge_lesions(table: pd.DataFrame, path: str) -> dict:
+    """Give `table` the merged lesion ids of a reviewed merges file (the dataset's own in `filed_lesion_id`); what
+    was applied, for the run's config."""
+    merged = merged_lesion_ids(table, read_merges(Path(path).expanduser()))
+    before = table["lesion_id"].nunique()
+    table["filed_lesion_id"] = table["lesion_id"]
+    table["lesion_id"] = merged.to_numpy()
+    return {"path": str(Path(path).expanduser().resolve()), "sha256": file_digest(Path(path).expanduser()),
+            "lesions_before": int(before), "lesions_after": int(table["lesion_id"].nunique())}
 
 
 class Inputs:

@@ -73,5 +73,5 @@ def write_outputs(cfg: TrainConfig, work: Path, data: Data, vectors: np.ndarray,
             "machine": platform.machine(), "map": projection.method,
             "versions": {"skinsim": skinsim.__version__, "torch": torch.__version__,
                          "python": platform.python_version()},
-            "time_s": clock}
+            "time_s": clock, **({"lesion_merges": data.merges} if data.merges else {})}
     runs.write_json(work / "config.json", {**cfg.to_dict(), "meta": meta})

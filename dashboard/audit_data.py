@@ -1,6 +1,6 @@
-"""The run's stored dataset audit (near-duplicates, label-issue candidates, outliers) for the data quality page,
-behind Streamlit's cache (run as a path string plus `version`, as in dashboard.run_data, and each audit file's
-mtime), and the filters and scores the page shows with it."""
+"""The run's stored dataset audit (near-duplicates, label-issue candidates, outliers, pairs possibly of one lesion
+under two ids) for the data quality page, behind Streamlit's cache (run as a path string plus `version`, as in
+dashboard.run_data, and each audit file's mtime), and the filters and scores the page shows with it."""
 from __future__ import annotations
 
 import dataclasses
@@ -12,7 +12,8 @@ import streamlit as st
 
 from dashboard.run_data import cached_embeddings, mtime, stamp
 
-AUDIT_FILES = ("audit.json", "audit_duplicates.parquet", "audit_label_issues.parquet", "audit_outliers.parquet")
+AUDIT_FILES = ("audit.json", "audit_duplicates.parquet", "audit_label_issues.parquet", "audit_outliers.parquet",
+               "audit_same_lesion.parquet")
 FILTER_COLUMNS = ("dx", "split", "dx_type")  # the page's filters, in the order `passes` takes them
 DUPLICATE_SCORES = ["rule", "cosine_distance", "phash_distance", "pixel_distance", "same_lesion", "crosses_split"]
 
@@ -39,14 +40,47 @@ def _audit(run: str, version: float, audit_versions: tuple[float, ...]) -> Any:
         raise AuditUnreadable(str(err)) from None
     meta, _ = cached_embeddings(run, version)
     extra = meta.drop_duplicates("image_id").set_index("image_id")[["dx_type"]] if "dx_type" in meta else None
-    # the page filters every list by dx_type, which the duplicate and outlier tables do not store
+    # the page filters every list by dx_type, which the pair and outlier tables do not store
     if extra is not None:
-        dups = found.duplicates
-        dups = dups.assign(dx_type_a=dups["image_a"].map(extra["dx_type"]),
-                           dx_type_b=dups["image_b"].map(extra["dx_type"]))
+        dups, same = (pairs.assign(dx_type_a=pairs["image_a"].map(extra["dx_type"]),
+                                   dx_type_b=pairs["image_b"].map(extra["dx_type"]))
+                      for pairs in (found.duplicates, found.same_lesion))
         outs = found.outliers.join(extra, on="image_id") if "dx_type" not in found.outliers else found.outliers
-        found = dataclasses.replace(found, duplicates=dups, outliers=outs)
+        found = dataclasses.replace(found, duplicates=dups, outliers=outs, same_lesion=same)
     return found
+
+
+def has_same_lesion(summary: dict[str, Any]) -> bool:
+    """Whether the audit looked for one lesion filed under two ids (audits before format 2 did not)."""
+    return "same_lesion" in summary and "same_lesion_likely_crossing_split" in summary.get("counts", {})
+
+
+def _pairs(frame: pd.DataFrame) -> set[frozenset[str]]:
+    return {frozenset(p) for p in zip(frame["image_a"].astype(str), frame["image_b"].astype(str))}
+
+
+def leaking_pairs(found: Any) -> int:
+    """Pairs across splits that may leak a lesion, each once: near-duplicate pairs across splits
+    (`counts.duplicates_crossing_split`) plus pairs possibly of one lesion with a probability from the audit's
+    threshold across splits (`counts.same_lesion_likely_crossing_split`), less the pairs that are both."""
+    counts = found.summary["counts"]
+    total = counts["duplicates_crossing_split"]
+    if not has_same_lesion(found.summary):
+        return total
+    dups, same = found.duplicates, found.same_lesion
+    likely = same[(same["probability"] >= found.summary["same_lesion"]["threshold"]) & same["crosses_split"]]
+    both = _pairs(dups[dups["crosses_split"]]) & _pairs(likely)
+    return total + counts["same_lesion_likely_crossing_split"] - len(both)
+
+
+def same_lesion_shown(pairs: pd.DataFrame, flt: tuple[set[str], set[str], set[str]], at_least: float,
+                      crossing: bool) -> pd.DataFrame:
+    """The candidate pairs the page lists, best first: either image passes the filters, the probability is at
+    least `at_least`, and (when `crossing`) the two images are in different splits."""
+    keep = (passes(pairs, flt, "_a") | passes(pairs, flt, "_b")) & (pairs["probability"] >= at_least)
+    if crossing:
+        keep &= pairs["crosses_split"].astype(bool)
+    return pairs[keep].sort_values("rank")
 
 
 def passes(frame: pd.DataFrame, flt: tuple[set[str], set[str], set[str]], suffix: str = "") -> pd.Series:

@@ -1,6 +1,7 @@
 """Pieces of page that several pages share: the run picker, image grids, neighbour panels and notices."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -172,10 +173,7 @@ def why_similar(run: Path, query: str | bytes, neighbours: pd.DataFrame, key: st
     """Pick a neighbour and see heat maps over both images of the regions that make them close."""
     with st.container(key=key):
         st.markdown("**Why similar?**")
-        if not run_data.run_info(run).has_checkpoint:
-            st.info(f"Run `{run.name}` has no checkpoint.safetensors, so the heat maps that explain a neighbour "
-                    "cannot be computed (they need the model). Duplicates, label issues and outliers do not.",
-                    icon=":material/visibility_off:")
+        if not _can_explain(run):
             return
         options = ["choose a neighbour"] + [f"#{int(r['rank'])} {r['image_id']}" for _, r in neighbours.iterrows()]
         choice = st.selectbox("Compare with", options, key=f"{key}_pick", label_visibility="collapsed")
@@ -183,13 +181,48 @@ def why_similar(run: Path, query: str | bytes, neighbours: pd.DataFrame, key: st
             st.caption("Choose a neighbour to see which regions of the two images make them close.")
             return
         neighbour_id = choice.split(" ", 1)[1]
-        try:
-            maps = heat_maps.why_similar(run, query, neighbour_id)
-        except search.SearchUnavailable as err:
-            st.info(str(err), icon=":material/image_not_supported:")
-            return
         query_name = query if isinstance(query, str) else "uploaded image"
-        captions = [f"query · {query_name}", f"{choice} · cosine similarity {maps.cosine:.4f}"]
-        st.image([maps.query, maps.neighbour], caption=captions, width=TILE_WIDTH + 40)
-        st.caption(f"Method: {maps.method} Computed from this run's checkpoint, one view each, on the images as the "
-                   "model sees them.")
+        _heat_maps(run, query, neighbour_id, f"query · {query_name}", choice)
+
+
+def pair_why_similar(run: Path, image_a: str, image_b: str, key: str) -> None:
+    """A toggle that shows heat maps over two images of the run of the regions that make them close."""
+    with st.container(key=key):
+        if not st.toggle("Why similar?", key=f"{key}_on", help="Heat maps over both images of the regions that make "
+                         "their embeddings close, computed from the run's checkpoint"):
+            return
+        if _can_explain(run):
+            _heat_maps(run, image_a, image_b, f"heat map · {image_a}", f"heat map · {image_b}")
+
+
+def _can_explain(run: Path) -> bool:
+    """True when the run has the checkpoint that heat maps need; else says so."""
+    if run_data.run_info(run).has_checkpoint:
+        return True
+    st.info(f"Run `{run.name}` has no checkpoint.safetensors, so the heat maps that explain a neighbour cannot be "
+            "computed (they need the model). Duplicates, label issues and outliers do not.",
+            icon=":material/visibility_off:")
+    return False
+
+
+def _heat_maps(run: Path, query: str | bytes, neighbour_id: str, query_caption: str, neighbour_caption: str) -> None:
+    """The two heat-map overlays side by side, the neighbour's caption with the cosine similarity, and the method."""
+    try:
+        maps = heat_maps.why_similar(run, query, neighbour_id)
+    except search.SearchUnavailable as err:
+        st.info(str(err), icon=":material/image_not_supported:")
+        return
+    captions = [query_caption, f"{neighbour_caption} · cosine similarity {maps.cosine:.4f}"]
+    st.image([maps.query, maps.neighbour], caption=captions, width=TILE_WIDTH + 40)
+    st.caption(f"Method: {maps.method} Computed from this run's checkpoint, one view each, on the images as the "
+               "model sees them.")
+
+
+def page_of(frame: pd.DataFrame, size: int, key: str) -> pd.DataFrame:
+    """One page of `frame`, with a page number input when there is more than one."""
+    pages = max(1, math.ceil(len(frame) / size))
+    left, right = st.columns([1, 5], vertical_alignment="bottom")
+    page = int(left.number_input("Page", 1, pages, key=key)) if pages > 1 else 1
+    right.caption(f"page {page} of {pages} · {len(frame):,} in the list")
+    return frame.iloc[(page - 1) * size: page * size]
+

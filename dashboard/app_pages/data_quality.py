@@ -1,15 +1,16 @@
-"""Data quality: the run's audit (near-duplicates, label-issue candidates, outliers) as paged images with scores."""
+"""Data quality: the run's audit (near-duplicates, pairs possibly of one lesion under two ids, label-issue
+candidates, outliers) as paged images with scores, and the review of those pairs into the dataset's merges file."""
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
-from dashboard import audit_data, components, run_data, run_images, selections
+from dashboard import audit_data, components, run_data, run_images, same_lesion_review, selections
 
 PAIRS_PER_PAGE = 6
+RERUN_HINT = same_lesion_review.RERUN_HINT
 TILES_PER_PAGE, TILES_PER_ROW = 12, 4
 TILE_WIDTH = 150
 
@@ -24,15 +25,6 @@ def _filters(meta: pd.DataFrame) -> tuple[set[str], set[str], set[str]]:
                                   help="histo (histopathology) is the trustworthy kind; follow_up, consensus and "
                                        "confocal are not biopsy-proven.")
     return set(dx), set(split), set(dx_type)
-
-
-def _page_of(frame: pd.DataFrame, size: int, key: str) -> pd.DataFrame:
-    """One page of `frame`, with a page number input when there is more than one."""
-    pages = max(1, math.ceil(len(frame) / size))
-    left, right = st.columns([1, 5], vertical_alignment="bottom")
-    page = int(left.number_input("Page", 1, pages, key=key)) if pages > 1 else 1
-    right.caption(f"page {page} of {pages} · {len(frame):,} in the list")
-    return frame.iloc[(page - 1) * size: page * size]
 
 
 def _pair_facts(pair: pd.Series) -> str:
@@ -67,7 +59,7 @@ def _duplicates(run: Path, dups: pd.DataFrame, flt: tuple[set[str], set[str], se
     if shown.empty:
         st.info("No pair passes these filters." if len(dups) else "The audit found no near-duplicate pair.")
         return
-    for i, pair in _page_of(shown, PAIRS_PER_PAGE, "dq_dup_page").iterrows():
+    for i, pair in components.page_of(shown, PAIRS_PER_PAGE, "dq_dup_page").iterrows():
         with st.container(border=True, key=f"dq_pair_{i}"):
             left, middle, right = st.columns([1, 1, 1.6])
             for col, side in ((left, "a"), (middle, "b")):
@@ -104,7 +96,7 @@ def _label_issues(run: Path, issues: pd.DataFrame, flt: tuple[set[str], set[str]
     if shown.empty:
         st.info("No image passes these filters.")
         return
-    part = _page_of(shown, TILES_PER_PAGE, "dq_label_page")
+    part = components.page_of(shown, TILES_PER_PAGE, "dq_label_page")
     captions = [f"{r.dx} → {r.suggested_dx} · quality {r.label_quality:.3f} · {r.dx_type} · {r.image_id}"
                 for r in part.itertuples()]
     _grid(run, part, captions, "dq_label")
@@ -124,7 +116,7 @@ def _outliers(run: Path, outs: pd.DataFrame, flt: tuple[set[str], set[str], set[
     if shown.empty:
         st.info("No image passes these filters.")
         return
-    part = _page_of(shown, TILES_PER_PAGE, "dq_out_page")
+    part = components.page_of(shown, TILES_PER_PAGE, "dq_out_page")
     captions = [f"#{r.rank} · {r.score:.4f} · {r.dx} · {r.split} · {r.image_id}" for r in part.itertuples()]
     _grid(run, part, captions, "dq_out")
     scores = shown.set_index("image_id")[["score", "score_other_lesions", "rank", "nearest_image_id"]]
@@ -135,18 +127,39 @@ def _outliers(run: Path, outs: pd.DataFrame, flt: tuple[set[str], set[str], set[
 def _summary(run: Path, audit: object) -> None:
     s = audit.summary
     counts, params, found = s["counts"], s["params"], s["images"]
-    cols = st.columns(4)
+    searched = audit_data.has_same_lesion(s)
+    cols = st.columns(5)
     cols[0].metric("Near-duplicate pairs", f"{counts['duplicates']:,}",
                    help=", ".join(f"{rule}: {n}" for rule, n in counts["duplicates_by_rule"].items()))
-    cols[1].metric("Pairs across splits", f"{counts['duplicates_crossing_split']:,}",
-                   help=f"{counts['duplicates_crossing_split_other_lesion']} of them between different lesion ids")
-    cols[2].metric("Label-issue candidates", f"{counts['label_issues']:,}",
+    if searched:
+        threshold = s["same_lesion"]["threshold"]
+        cols[1].metric("Possibly one lesion, two ids", f"{counts['same_lesion_likely']:,}",
+                       help=f"pairs of images filed under two lesion ids whose probability of showing one lesion "
+                            f"is {threshold:g} or more ({counts['same_lesion']:,} candidates listed)")
+        cols[2].metric("Pairs across splits", f"{audit_data.leaking_pairs(audit):,}",
+                       help=f"pairs that may leak a lesion between splits, each counted once: "
+                            f"{counts['duplicates_crossing_split']:,} near-duplicate pairs "
+                            f"({counts['duplicates_crossing_split_other_lesion']:,} of them between different lesion "
+                            f"ids) and {counts['same_lesion_likely_crossing_split']:,} pairs possibly of one lesion "
+                            f"(probability {threshold:g} or more) cross splits")
+    else:
+        cols[1].metric("Possibly one lesion, two ids", "–", help=RERUN_HINT.capitalize())
+        cols[2].metric("Pairs across splits", f"{counts['duplicates_crossing_split']:,}",
+                       help=f"near-duplicate pairs only ({counts['duplicates_crossing_split_other_lesion']} of them "
+                            f"between different lesion ids); {RERUN_HINT}")
+    cols[3].metric("Label-issue candidates", f"{counts['label_issues']:,}",
                    help=f"{counts['label_issues_histo']} of them histopathology-confirmed")
-    cols[3].metric("Images audited", f"{s['n_images']:,}", help=f"{found['found']:,} image files were hashed")
+    cols[4].metric("Images audited", f"{s['n_images']:,}", help=f"{found['found']:,} image files were hashed")
     st.caption(f"Audit `{s['audit_id']}` · k = {params['k']} neighbours vote · embedding duplicate threshold "
                f"{params['dup_threshold']:.3g} · pHash up to {params['phash_threshold']} bits · {found['found']:,} "
                f"of {s['n_images']:,} image files found · {s['seconds']['total']:.1f} s. Computed by "
                f"`python -m skinsim.audit {components.run_argument(run)}`; this page only reads its tables.")
+    if searched:
+        st.caption(f"Possibly one lesion under two ids: {s['same_lesion']['how']}; a pair counts as likely one "
+                   f"lesion from {s['same_lesion']['threshold']:g}.")
+    else:
+        st.info(f"This audit did not look for one lesion filed under two ids, so pairs across splits count "
+                f"near-duplicates only: {RERUN_HINT}.", icon=":material/history:")
     if found["found"] == 0:
         st.info("The audit found no image files, so duplicates rest on embeddings alone (no hashes or pixels). "
                 f"{run_images.GET_DATA} Then audit the run again.", icon=":material/image_not_supported:")
@@ -177,13 +190,17 @@ def main() -> None:
     meta, _ = run_data.embeddings(run)
     flt = _filters(meta)
     n_flagged = int(audit.label_issues["is_label_issue"].sum()) if len(audit.label_issues) else 0
-    tabs = st.tabs([f"Near-duplicates ({len(audit.duplicates):,})", f"Label-issue candidates ({n_flagged:,})",
-                    "Outliers"])
+    likely = (f" ({audit.summary['counts']['same_lesion_likely']:,})"
+              if audit_data.has_same_lesion(audit.summary) else "")
+    tabs = st.tabs([f"Near-duplicates ({len(audit.duplicates):,})", f"Possibly the same lesion{likely}",
+                    f"Label-issue candidates ({n_flagged:,})", "Outliers"])
     with tabs[0]:
         _duplicates(run, audit.duplicates, flt)
     with tabs[1]:
-        _label_issues(run, audit.label_issues, flt)
+        same_lesion_review.tab(run, audit, meta, flt)
     with tabs[2]:
+        _label_issues(run, audit.label_issues, flt)
+    with tabs[3]:
         _outliers(run, audit.outliers, flt, int(audit.summary["params"]["k"]))
     components.missing_images_notice(run)
 

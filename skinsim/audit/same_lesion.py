@@ -27,6 +27,7 @@ from skinsim.audit.knn import Neighbours
 
 METADATA = ("dx", "sex", "localization")  # per-lesion fields compared for equality, where a dataset has them
 AGE_GAP = 99.0  # the age difference given when only one of the two has an age
+BLOCK = 1 << 16  # pairs whose float64 difference vectors are held at once
 SCHEMA = pa.schema([("rank", pa.int64())]
                    + [(c, pa.string()) for c in ("image_a", "image_b", "lesion_a", "lesion_b", "split_a", "split_b",
                                                   "dx_a", "dx_b")]
@@ -60,33 +61,40 @@ def ranked_pairs(nb: Neighbours, lesions: np.ndarray, k: int) -> pd.DataFrame:
     """Unordered pairs (a < b) where one ranks the other within its `k` nearest, counting only images of lesions
     other than the pair's own two; with both directed ranks (k + 1 when beyond k)."""
     n, m = nb.idx.shape
-    rows = np.repeat(np.arange(n), m)
-    cols = nb.idx.reshape(-1)
-    la, lb = lesions[rows].reshape(n, m), lesions[cols].reshape(n, m)
+    own = lesions[:, None]
     nbr_lesion = lesions[nb.idx]  # (n, m): each neighbour's lesion
-    # entry j's rank = 1 + the earlier entries whose lesion is neither a's nor the entry's own
+    # entry j's rank = 1 + the earlier entries whose lesion is neither the row's own nor entry j's
     rank = np.empty((n, m), dtype=np.int64)
     for j in range(m):
         earlier = nbr_lesion[:, :j]
-        other = (earlier != la[:, j:j + 1]) & (earlier != lb[:, j:j + 1])
-        rank[:, j] = 1 + other.sum(1)
-    keep = rank.reshape(-1) <= k
-    directed = pd.DataFrame({"a": rows[keep], "b": cols[keep], "rank": rank.reshape(-1)[keep]})
-    lo, hi = np.minimum(directed["a"], directed["b"]), np.maximum(directed["a"], directed["b"])
-    directed = directed.assign(lo=lo, hi=hi, forward=directed["a"] == lo)
-    ab = directed[directed["forward"]].set_index(["lo", "hi"])["rank"]
-    ba = directed[~directed["forward"]].set_index(["lo", "hi"])["rank"]
-    pairs = pd.concat([ab.rename("rank_ab"), ba.rename("rank_ba")], axis=1)
-    pairs = pairs[~pairs.index.duplicated()].fillna(k + 1).astype(np.int64).reset_index()
-    return pairs.rename(columns={"lo": "a", "hi": "b"}).sort_values(["a", "b"], ignore_index=True)
+        rank[:, j] = 1 + ((earlier != own) & (earlier != nbr_lesion[:, j:j + 1])).sum(1)
+    keep = (rank <= k).reshape(-1)
+    a = np.repeat(np.arange(n, dtype=np.int64), m)[keep]
+    b = nb.idx.reshape(-1)[keep]
+    r = rank.reshape(-1)[keep]
+    # numpy, not a pandas index: a million images give ten million directed pairs
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    key = lo * n + hi
+    pairs = np.unique(key)
+    where = np.searchsorted(pairs, key)
+    rank_ab = np.full(len(pairs), k + 1, dtype=np.int64)
+    rank_ba = np.full(len(pairs), k + 1, dtype=np.int64)
+    forward = a == lo
+    np.minimum.at(rank_ab, where[forward], r[forward])
+    np.minimum.at(rank_ba, where[~forward], r[~forward])
+    return pd.DataFrame({"a": pairs // n, "b": pairs % n, "rank_ab": rank_ab, "rank_ba": rank_ba})
 
 
 def evidence(table: pd.DataFrame, vectors: np.ndarray, pairs: pd.DataFrame,
              hashes: ImageHashes | None) -> pd.DataFrame:
     """The evidence columns of each pair: cosine distance, ranks, image distances and metadata agreement."""
     a, b = pairs["a"].to_numpy(), pairs["b"].to_numpy()
-    diff = vectors[a].astype(np.float64) - vectors[b].astype(np.float64)
-    out = pairs.assign(cosine_distance=0.5 * np.einsum("ij,ij->i", diff, diff))
+    cosine = np.empty(len(a))
+    for start in range(0, len(a), BLOCK):  # float64 differences of all pairs at once would not fit at a million
+        rows = slice(start, start + BLOCK)
+        diff = vectors[a[rows]].astype(np.float64) - vectors[b[rows]].astype(np.float64)
+        cosine[rows] = 0.5 * np.einsum("ij,ij->i", diff, diff)
+    out = pairs.assign(cosine_distance=cosine)
     phash = pd.array([pd.NA] * len(a), dtype="Int64")
     pixel = np.full(len(a), np.nan)
     if hashes is not None:

@@ -43,7 +43,8 @@ def finish(cfg: TrainConfig, writer: runs.RunWriter, data: Data, vectors: np.nda
 
 
 def audit_run(path: Path) -> None:
-    """The dataset audit (duplicates, label issues, outliers) beside a finished run; a failure only warns."""
+    """The dataset audit (duplicates, label issues, outliers, one lesion under two ids) beside a finished run; a
+    failure only warns."""
     from skinsim.audit import AuditError, run_audit
 
     try:

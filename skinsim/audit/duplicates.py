@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from skinsim.audit.images import ImageHashes, hamming, identical_pairs, phash_pairs, pixel_distance
+from skinsim.audit.images import ImageHashes, identical_pairs, image_distances, phash_pairs
 from skinsim.audit.knn import Neighbours
 
 RULES = ("identical bytes", "phash", "embedding")  # strongest evidence first; a pair is labelled by the first
@@ -47,10 +47,15 @@ def embedding_pairs(nb: Neighbours, threshold: float, per_image: int) -> np.ndar
     return np.unique(pairs, axis=0) if len(pairs) else pairs.reshape(0, 2)
 
 
-def precise_cosine(vectors: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Cosine distances of unit rows as |a - b|^2 / 2 in float64, exact near 0 where 1 - a.b cancels."""
-    diff = vectors[a].astype(np.float64) - vectors[b].astype(np.float64)
-    return 0.5 * np.einsum("ij,ij->i", diff, diff)
+def precise_cosine(vectors: np.ndarray, a: np.ndarray, b: np.ndarray, block: int = 1 << 16) -> np.ndarray:
+    """Cosine distances of unit rows as |a - b|^2 / 2 in float64, exact near 0 where 1 - a.b cancels; `block` pairs
+    at a time (the float64 differences of millions of pairs at once do not fit in memory)."""
+    out = np.empty(len(a))
+    for start in range(0, len(a), block):
+        rows = slice(start, start + block)
+        diff = vectors[a[rows]].astype(np.float64) - vectors[b[rows]].astype(np.float64)
+        out[rows] = 0.5 * np.einsum("ij,ij->i", diff, diff)
+    return out
 
 
 def find_duplicates(table: pd.DataFrame, vectors: np.ndarray, nb: Neighbours, hashes: ImageHashes | None,
@@ -67,13 +72,9 @@ def find_duplicates(table: pd.DataFrame, vectors: np.ndarray, nb: Neighbours, ha
     cosine = precise_cosine(vectors, a, b)
 
     n = len(pairs)
-    phash_d = pd.array([pd.NA] * n, dtype="Int64")
-    pixel_d = np.full(n, np.nan)
+    phash_d, pixel_d = image_distances(hashes, a, b)
     identical = pd.array([pd.NA] * n, dtype="boolean")
     if hashes is not None:
-        both = hashes.has_phash[a] & hashes.has_phash[b]
-        phash_d[both] = hamming(hashes.phash[a[both]], hashes.phash[b[both]]).astype(np.int64)
-        pixel_d[both] = pixel_distance(hashes.thumbs, a[both], b[both])
         shas = np.array(hashes.sha256, dtype=object)
         known = np.array([x is not None and y is not None for x, y in zip(shas[a], shas[b])], dtype=bool)
         identical[known] = shas[a[known]] == shas[b[known]]

@@ -86,6 +86,19 @@ def pixel_distance(thumbs: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarr
     return np.abs(thumbs[a] - thumbs[b]).mean(axis=(1, 2, 3))
 
 
+def image_distances(hashes: ImageHashes | None, a: np.ndarray, b: np.ndarray) -> tuple[pd.arrays.IntegerArray,
+                                                                                     np.ndarray]:
+    """(pHash Hamming distances, mean 32x24 pixel differences) of row pairs; null / nan where an image was not read
+    (all of them without `hashes`)."""
+    phash = pd.array([pd.NA] * len(a), dtype="Int64")
+    pixel = np.full(len(a), np.nan)
+    if hashes is not None:
+        both = hashes.has_phash[a] & hashes.has_phash[b]
+        phash[both] = hamming(hashes.phash[a[both]], hashes.phash[b[both]]).astype(np.int64)
+        pixel[both] = pixel_distance(hashes.thumbs, a[both], b[both])
+    return phash, pixel
+
+
 def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Bitwise Hamming distances between broadcastable uint64 arrays."""
     x = np.bitwise_xor(a, b)

@@ -22,12 +22,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from skinsim.audit.images import ImageHashes, hamming, pixel_distance
+from skinsim.audit.duplicates import precise_cosine
+from skinsim.audit.images import ImageHashes, image_distances
 from skinsim.audit.knn import Neighbours
 
 METADATA = ("dx", "sex", "localization")  # per-lesion fields compared for equality, where a dataset has them
 AGE_GAP = 99.0  # the age difference given when only one of the two has an age
-BLOCK = 1 << 16  # pairs whose float64 difference vectors are held at once
 SCHEMA = pa.schema([("rank", pa.int64())]
                    + [(c, pa.string()) for c in ("image_a", "image_b", "lesion_a", "lesion_b", "split_a", "split_b",
                                                   "dx_a", "dx_b")]
@@ -89,19 +89,8 @@ def evidence(table: pd.DataFrame, vectors: np.ndarray, pairs: pd.DataFrame,
              hashes: ImageHashes | None) -> pd.DataFrame:
     """The evidence columns of each pair: cosine distance, ranks, image distances and metadata agreement."""
     a, b = pairs["a"].to_numpy(), pairs["b"].to_numpy()
-    cosine = np.empty(len(a))
-    for start in range(0, len(a), BLOCK):  # float64 differences of all pairs at once would not fit at a million
-        rows = slice(start, start + BLOCK)
-        diff = vectors[a[rows]].astype(np.float64) - vectors[b[rows]].astype(np.float64)
-        cosine[rows] = 0.5 * np.einsum("ij,ij->i", diff, diff)
-    out = pairs.assign(cosine_distance=cosine)
-    phash = pd.array([pd.NA] * len(a), dtype="Int64")
-    pixel = np.full(len(a), np.nan)
-    if hashes is not None:
-        both = hashes.has_phash[a] & hashes.has_phash[b]
-        phash[both] = hamming(hashes.phash[a[both]], hashes.phash[b[both]]).astype(np.int64)
-        pixel[both] = pixel_distance(hashes.thumbs, a[both], b[both])
-    out = out.assign(phash_distance=phash, pixel_distance=pixel)
+    phash, pixel = image_distances(hashes, a, b)
+    out = pairs.assign(cosine_distance=precise_cosine(vectors, a, b), phash_distance=phash, pixel_distance=pixel)
     for col in METADATA:
         if col in table:
             values = table[col].astype(str).to_numpy(object)

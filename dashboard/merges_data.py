@@ -11,7 +11,18 @@ from pathlib import Path
 import pandas as pd
 
 from dashboard.run_data import run_info
-from skinsim.data.merges import COLUMNS, FILE_NAME, VERDICTS, MergeError, merged_lesion_ids, read_merges, save_verdict
+from skinsim.data.merges import (
+    COLUMNS,
+    FILE_NAME,
+    VERDICTS,
+    MergeError,
+    applied_path,
+    default_file,
+    merged_lesion_ids,
+    read_merges,
+    repository_file,
+    save_verdict,
+)
 from skinsim.runs.folder import REPO_ROOT
 
 LABELS = dict(zip(VERDICTS, ("same lesion", "different lesions", "unsure")))  # verdict -> the words shown
@@ -40,13 +51,20 @@ def writable(folder: Path) -> bool:
 
 
 def default_path(run: Path) -> Path:
-    """`lesion_merges.csv` in the run's dataset folder when that folder is writable, else
+    """The file training reads for this run's dataset: the one the run applied (config.json's
+    meta.lesion_merges), else the dataset's own (`skinsim.data.merges.default_file`); with neither, where a new one
+    goes: `lesion_merges.csv` in the dataset folder when that folder is writable, else
     `data/<dataset folder name>_lesion_merges.csv` in the repository (`<run name>` when the run names no folder)."""
+    applied = ((run_info(run).config.get("meta") or {}).get("lesion_merges") or {}).get("path")
+    if applied and applied_path(applied).is_file():
+        return applied_path(applied)
     folder = dataset_folder(run)
-    if folder is not None and writable(folder):
-        return folder / FILE_NAME
-    name = folder.resolve().name if folder is not None else Path(run).name
-    return REPO_ROOT / "data" / f"{name}_{FILE_NAME}"
+    if folder is None:
+        return REPO_ROOT / "data" / f"{Path(run).name}_{FILE_NAME}"
+    found = default_file(folder)
+    if found is not None:
+        return found
+    return folder / FILE_NAME if writable(folder) else repository_file(folder)
 
 
 @dataclass(frozen=True)

@@ -426,6 +426,11 @@ def test_the_demo_shows_its_leak_and_keeps_verdicts_out_of_the_shared_dataset(
     assert int(metrics["Possibly one lesion, two ids"].replace(",", "")) == summary["counts"]["same_lesion_likely"]
     crossing = summary["counts"]["same_lesion_likely_crossing_split"]
     assert int(metrics["Pairs across splits"].replace(",", "")) >= crossing
+    if "leak_check" in summary:
+        after = summary["leak_check"]["after_merges"]
+        assert after["crossing"] == crossing and after["by_verdict"]["same"] == 0  # no known leak left
+        assert any(c.value.startswith("Leak check: ") and f"{after['crossing']} cross the run's split" in c.value
+                   for c in at.caption)
     default = Path(at.text_input(key="dq_merges_demo").value)
     assert default.name == f"ham10000_{FILE_NAME}" and default.parent.resolve() == helpers.REPO / "data"
     assert len(same_lesion_pairs(at)) == 6

@@ -6,7 +6,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from skinsim.data.merges import MergeError, check_rows, merged_lesion_ids, read_merges, save_verdict
+from skinsim.data.merges import (MergeError, check_rows, default_file, merged_lesion_ids, read_merges, rows_for,
+                                 save_verdict, with_own_merges)
 
 TABLE = pd.DataFrame({"image_id": ["I1", "I2", "I3", "I4", "I5", "I6"],
                       "lesion_id": ["L3", "L3", "L1", "L2", "L4", "L5"]})
@@ -73,3 +74,32 @@ def test_a_note_that_looks_like_a_formula_is_stored_as_text(tmp_path: Path) -> N
 def test_saving_where_no_folder_is_says_so(tmp_path: Path) -> None:
     with pytest.raises(MergeError, match="does not exist"):
         save_verdict(tmp_path / "nowhere" / "m.csv", "I1", "I3", "same")
+
+
+def test_a_datasets_file_is_its_folders_then_the_repositorys(tmp_path: Path, monkeypatch) -> None:
+    import skinsim.data.merges as merges_module
+
+    monkeypatch.setattr(merges_module, "REPO_ROOT", tmp_path / "repo")
+    dataset = tmp_path / "ham10000"
+    dataset.mkdir()
+    assert default_file(dataset) is None
+    (tmp_path / "repo" / "data").mkdir(parents=True)
+    shipped = tmp_path / "repo" / "data" / "ham10000_lesion_merges.csv"
+    shipped.write_text("image_a,image_b,verdict\n")
+    assert default_file(dataset) == shipped
+    (dataset / "lesion_merges.csv").write_text("image_a,image_b,verdict\n")
+    assert default_file(dataset) == dataset / "lesion_merges.csv"
+
+
+def test_rows_naming_images_a_copy_lacks_are_left_out_and_counted() -> None:
+    m = merges(("I1", "I3", "same"), ("I2", "GONE", "same"), ("GONE", "I5", "unsure"))
+    kept, left_out = rows_for(m, TABLE["image_id"])
+    assert kept[["image_a", "image_b"]].values.tolist() == [["I1", "I3"]] and left_out == 2
+
+
+def test_a_benchmark_table_gets_the_datasets_own_merges_as_training_does(tmp_path: Path) -> None:
+    assert with_own_merges(TABLE, tmp_path) is TABLE  # none: the table as it is
+    (tmp_path / "lesion_merges.csv").write_text("image_a,image_b,verdict\nI1,I3,same\nI2,GONE,same\n")
+    merged = with_own_merges(TABLE, tmp_path)
+    assert merged["lesion_id"].tolist() == ["L1", "L1", "L1", "L2", "L4", "L5"]
+    assert merged["filed_lesion_id"].tolist() == TABLE["lesion_id"].tolist() and "filed_lesion_id" not in TABLE

@@ -177,3 +177,20 @@ def test_both_ways_report_by_hand():
     assert both["macro_p_at_1"] == pytest.approx((1 + 0 + 2 / 3) / 3)
     lo, hi = both["macro_p_at_1_ci95"]
     assert lo <= both["macro_p_at_1"] <= hi
+    # MAP@R, val -> test (R: x 1, y 0, z 2): 0 finds x first (1); y has nothing to find (0); 4 finds z, z (1).
+    # test -> val (R = 1 each): 1 finds x (1), 3 finds y (0), 5 finds z (1). Pooled: x 1, y 0, z 2/3
+    assert one["per_class_map_at_r"] == {"x": 1.0, "y": 0.0, "z": 1.0}
+    assert both["per_class_map_at_r"] == pytest.approx({"x": 1.0, "y": 0.0, "z": 2 / 3})
+
+
+def test_one_way_map_at_r_per_class_is_the_retrieval_reports() -> None:
+    from skinsim.evaluate.report import both_ways_report, retrieval_report
+
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(300, 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    table = pd.DataFrame({"lesion_id": [f"L{i}" for i in range(300)], "split": rng.choice(["val", "test"], 300),
+                          "dx": rng.choice(["mel", "nv", "bkl"], 300, p=[0.2, 0.6, 0.2])})
+    one = both_ways_report(table, vectors)["one_way"]["per_class_map_at_r"]
+    per_class = retrieval_report(table, vectors)["per_class"]
+    assert one == pytest.approx({c: per_class[c]["map_at_r"] for c in per_class})

@@ -67,6 +67,7 @@ def test_evaluate_recomputes_the_same_metrics(tiny_run: Path, capsys):
     from skinsim.evaluate.report import main as evaluate_main
 
     before = json.loads((tiny_run / "metrics.json").read_text())
+    assert "leak_check" in before  # copied from the audit, kept by the recomputation
     assert evaluate_main([str(tiny_run)]) == 0
     after = json.loads((tiny_run / "metrics.json").read_text())
     assert after == before  # the same stored vectors give the same numbers, nested blocks included
@@ -430,6 +431,7 @@ def test_benchmark_per_class_table_puts_melanoma_first_and_averages_the_splits(m
 
 
 def test_benchmark_retrains_a_stored_run_whose_recipe_is_not_the_one_asked_for(monkeypatch, tmp_path, capsys):
+    import hashlib
     import json
 
     import skinsim.bench.retrieval as B
@@ -463,6 +465,21 @@ def test_benchmark_retrains_a_stored_run_whose_recipe_is_not_the_one_asked_for(m
     assert trained == [("old", 1.0, "off", "fp32")]  # trained eager and float32, as the stored tables were
     assert "old was trained with another recipe (lesion_weight: 0.0 -> 1.0)" in capsys.readouterr().out
     assert B.recipe_changes(old, preset("default", lesion_weight=0.0, precision="fp32")) == []
+    # a run without a split seed was split with its training seed: the same split as naming it
+    assert B.recipe_changes(preset("default", seed=42).to_dict(), preset("default", seed=42, split_seed=42)) == []
+    assert B.recipe_changes(preset("default", seed=42).to_dict(), preset("default", seed=42, split_seed=43)) == [
+        "split_seed: 42 -> 43"]
+    # reviewed merges given to the dataset since the run was trained: its lesion split is not the default's now
+    ham = tmp_path / "ham"
+    ham.mkdir()
+    (ham / "lesion_merges.csv").write_text("image_a,image_b,verdict\n")
+    wanted = preset("default", data_dir=str(ham))
+    digest = hashlib.sha256((ham / "lesion_merges.csv").read_bytes()).hexdigest()
+    assert B.recipe_changes({**wanted.to_dict(), "meta": {}}, wanted) == [f"lesion merges: none -> {digest[:12]}"]
+    applied = {"lesion_merges": {"sha256": digest}}
+    assert B.recipe_changes({**wanted.to_dict(), "meta": applied}, wanted) == []
+    assert B.recipe_changes({**wanted.to_dict(), "meta": applied}, preset("default", data_dir=str(ham),
+                                                                          lesion_merges="none"))[-1].endswith("-> none")
 
 
 def test_benchmark_frozen_rows_score_each_split_seeds_lesion_split(monkeypatch, tmp_path):
@@ -556,4 +573,50 @@ def test_a_dataset_folders_own_merges_file_applies_by_default(synthetic_data: Pa
     out = tmp_path / "default-merges"
     assert main(["--data-dir", str(data), "--out", str(out), *TINY_ARGS, "--epochs", "1", "--max_steps", "1",
                  "--no-audit"]) == 0
-    assert json.loads((out / "config.json").read_text())["lesion_merges"] == str(data / "lesion_merges.csv")
+    config = json.loads((out / "config.json").read_text())
+    assert config["lesion_merges"] is None  # none named: the dataset's own, which meta records
+    assert config["meta"]["lesion_merges"]["path"] == str((data / "lesion_merges.csv").resolve())
+    assert config["meta"]["lesion_merges"]["lesions_after"] == 41
+    # --lesion-merges none: the dataset's own file is not applied either
+    out = tmp_path / "no-merges"
+    assert main(["--data-dir", str(data), "--out", str(out), *TINY_ARGS, "--epochs", "1", "--max_steps", "1",
+                 "--no-audit", "--lesion-merges", "none"]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["lesion_merges"] == "none" and "lesion_merges" not in config["meta"]
+    assert "filed_lesion_id" not in pd.read_parquet(out / "embeddings.parquet").columns
+
+
+def test_the_repositorys_merges_file_for_a_read_only_dataset_applies_by_default(
+        synthetic_data: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    """data/<dataset folder>_lesion_merges.csv (how data/ham10000_lesion_merges.csv reaches ../shared/ham10000);
+    rows naming images this copy lacks are left out, and said so."""
+    import skinsim.data.merges as merges_module
+
+    repo = tmp_path / "repo"
+    (repo / "data").mkdir(parents=True)
+    monkeypatch.setattr(merges_module, "REPO_ROOT", repo)
+    (repo / "data" / f"{synthetic_data.name}_lesion_merges.csv").write_text(
+        "image_a,image_b,verdict\nISIC_9000000,ISIC_9000002,same\nISIC_9000004,ISIC_0000404,same\n")
+    out = tmp_path / "repo-merges"
+    assert main(["--data-dir", str(synthetic_data), "--out", str(out), *TINY_ARGS, "--epochs", "1", "--max_steps",
+                 "1", "--no-audit"]) == 0
+    applied = json.loads((out / "config.json").read_text())["meta"]["lesion_merges"]
+    assert (applied["lesions_after"], applied["rows_left_out"], applied["named"]) == (41, 1, False)
+    assert "1 of its rows name images this copy lacks and were left out" in capsys.readouterr().out
+
+
+def test_the_leak_check_reaches_metrics_json(synthetic_data: Path, tmp_path: Path) -> None:
+    merges = tmp_path / "lesion_merges.csv"
+    merges.write_text("image_a,image_b,verdict\nISIC_9000000,ISIC_9000002,same\n")
+    out = tmp_path / "leak-check"
+    assert main(["--data-dir", str(synthetic_data), "--out", str(out), *TINY_ARGS, "--epochs", "1", "--max_steps",
+                 "1", "--lesion-merges", str(merges)]) == 0
+    check = json.loads((out / "metrics.json").read_text())["leak_check"]
+    assert check == json.loads((out / "audit.json").read_text())["leak_check"]
+    assert check["merges"] == str(merges.resolve()) and check["after_merges"]["by_verdict"]["same"] == 0
+    # the candidates are pairs of the dataset's own two ids, merged ones included
+    same = pd.read_parquet(out / "audit_same_lesion.parquet")
+    assert (same["lesion_a"] != same["lesion_b"]).all()
+    merged = same[same["image_a"].isin(["ISIC_9000000", "ISIC_9000002"]) & same["image_b"].isin(
+        ["ISIC_9000000", "ISIC_9000002"])]
+    assert not merged["crosses_split"].any()

@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import audit_data, components, run_data, run_images, same_lesion_review, selections
+from skinsim.audit.leaks import describe as describe_leaks
 
 PAIRS_PER_PAGE = 6
 RERUN_HINT = same_lesion_review.RERUN_HINT
@@ -157,6 +158,10 @@ def _summary(run: Path, audit: object) -> None:
     if searched:
         st.caption(f"Possibly one lesion under two ids: {s['same_lesion']['how']}; a pair counts as likely one "
                    f"lesion from {s['same_lesion']['threshold']:g}.")
+        if "leak_check" in s:
+            text = describe_leaks(s["leak_check"])
+            st.caption(text[0].upper() + text[1:] + ". Each pair judged the same lesion in the merges file keeps "
+                       "its two ids together in the next training's split.")
     else:
         st.info(f"This audit did not look for one lesion filed under two ids, so pairs across splits count "
                 f"near-duplicates only: {RERUN_HINT}.", icon=":material/history:")

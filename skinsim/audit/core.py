@@ -18,6 +18,8 @@ from skinsim.audit import outliers as outliers_module
 from skinsim.audit.duplicates import RULES, auto_threshold, find_duplicates
 from skinsim.audit.knn import indexed_neighbours, lesion_codes, neighbours, unit_rows
 from skinsim.audit.labels import label_issues
+from skinsim.audit.leaks import describe as describe_leaks
+from skinsim.audit.leaks import leak_check
 from skinsim.audit.outliers import outliers
 from skinsim.audit.same_lesion import same_lesion_candidates
 from skinsim.runs.folder import (
@@ -145,7 +147,7 @@ def run_audit(run_path: str | Path, k: int = 10, dup_k: int = 10, dup_threshold:
 
     run, table, raw = open_run(run_path)
     table = table.reset_index(drop=True)
-    for col in REQUIRED + ["dx_type"]:
+    for col in REQUIRED + ["dx_type", "filed_lesion_id"]:
         if col in table:  # the tables' schemas hold text ids, whatever type a run stored them as
             table[col] = table[col].astype(object).where(table[col].isna(), table[col].astype(str))
     vectors = unit_rows(raw)  # a copy: the run's own embeddings are never touched
@@ -178,7 +180,11 @@ def run_audit(run_path: str | Path, k: int = 10, dup_k: int = 10, dup_threshold:
     t = lap("label_issues", t)
     outs = outliers(table, nb, k)
     t = lap("outliers", t)
-    same, calibration = same_lesion_candidates(table, vectors, nb, lesions, hashes, k=k)
+    # pairs filed under two of the dataset's own ids, reviewed merges or not: a merged pair stays listed (with its
+    # verdict in the dashboard) and, being one lesion of the run, on one side of its split
+    filed = table.assign(lesion_id=table["filed_lesion_id"]) if "filed_lesion_id" in table else table
+    same, calibration = same_lesion_candidates(filed, vectors, nb, lesion_codes(filed["lesion_id"]), hashes, k=k)
+    leaks = leak_check(same, table, run.config, SAME_LESION_THRESHOLD)
     t = lap("same_lesion", t)
 
     audit_id = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -215,6 +221,7 @@ def run_audit(run_path: str | Path, k: int = 10, dup_k: int = 10, dup_threshold:
         },
         "same_lesion": {"threshold": SAME_LESION_THRESHOLD, "how": calibration.describe(),
                         "held_out_auc": None if np.isnan(calibration.auc) else round(calibration.auc, 4)},
+        "leak_check": leaks,
         "seconds": seconds,
         "files": list(FILES.values()),
     }
@@ -239,6 +246,7 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"possibly the same lesion under two ids: {c['same_lesion_likely']} pairs with probability >= "
         f"{summary['same_lesion']['threshold']}, {c['same_lesion_likely_crossing_split']} of them across splits "
         f"({c['same_lesion']} candidates listed)",
+        *([describe_leaks(summary["leak_check"])] if "leak_check" in summary else []),
         "seconds: " + ", ".join(f"{name} {v:.2f}" for name, v in s.items()),
         "wrote " + ", ".join(summary["files"] + [SUMMARY]),
     ])

@@ -27,6 +27,7 @@ import torch
 
 from skinsim.data import load_dataset, resolve_data_dir
 from skinsim.data.images import decode_all
+from skinsim.data.merges import OFF, default_file, file_digest, with_own_merges
 from skinsim.data.splits import make_split
 from skinsim.evaluate.report import both_ways_report, majority_baseline, retrieval_report, same_lesion_report
 from skinsim.model.embedder import Embedder
@@ -62,12 +63,18 @@ def frozen_vectors(data_dir: Path, paths: list[str], size: tuple[int, int] = (15
 def row(method: str, protocol: str, report: dict, seconds: float | None, note: str = "") -> dict:
     """One table row from a retrieval report."""
     o = report["overall"]
-    mel = (report.get("per_class", {}).get("mel") or {}).get("p_at_1")
+    mel = report.get("per_class", {}).get("mel") or {}
+    both = (report.get("both_ways") or {}).get("both_ways") or {}
+    with_train = report.get("with_train", {})
     return {"method": method, "protocol": protocol, "P@1": o["p_at_1"], "macro P@1": o["macro_p_at_1"],
-            "mel P@1": mel, "MAP@R": o["map_at_r"], "kNN bal. acc": o["knn_balanced_accuracy"],
-            "P@1 (search +train)": report.get("with_train", {}).get("overall", {}).get("p_at_1"),
+            "mel P@1": mel.get("p_at_1"), "MAP@R": o["map_at_r"], "kNN bal. acc": o["knn_balanced_accuracy"],
+            "P@1 (search +train)": with_train.get("overall", {}).get("p_at_1"),
             "same-lesion R@1": (report.get("same_lesion") or {}).get("r_at_1"),
-            "macro P@1 both ways": ((report.get("both_ways") or {}).get("both_ways") or {}).get("macro_p_at_1"),
+            "macro P@1 both ways": both.get("macro_p_at_1"),
+            # melanoma rests on ~111 queries one way: its MAP@R, both ways and with train searched too
+            "mel MAP@R": mel.get("map_at_r"), "mel P@1 both ways": both.get("per_class_p_at_1", {}).get("mel"),
+            "mel MAP@R both ways": both.get("per_class_map_at_r", {}).get("mel"),
+            "mel P@1 (search +train)": (with_train.get("per_class", {}).get("mel") or {}).get("p_at_1"),
             "train+embed s": seconds, "note": note}
 
 
@@ -79,7 +86,8 @@ def baseline_row(method: str, protocol: str, report: dict) -> dict:
             "mel P@1": mel, "MAP@R": b.get("map_at_r"), "kNN bal. acc": b.get("knn_balanced_accuracy"),
             "P@1 (search +train)": None,
             "same-lesion R@1": (report.get("same_lesion") or {}).get("random_r_at_1") if method == "random" else None,
-            "macro P@1 both ways": None, "train+embed s": 0.0, "note": "expected value" if method == "random" else ""}
+            "macro P@1 both ways": None, "mel MAP@R": None, "mel P@1 both ways": None, "mel MAP@R both ways": None,
+            "mel P@1 (search +train)": None, "train+embed s": 0.0, "note": "expected value" if method == "random" else ""}
 
 
 def trained_row(method: str, protocol: str, data_dir: Path, overrides: dict, note: str, force: bool,
@@ -109,10 +117,19 @@ NOT_RECIPE = {"data_dir", "dataset", "device", "workers", "wandb", "audit", "log
 
 
 def recipe_changes(saved: dict, cfg: TrainConfig) -> list[str]:
-    """'field: stored -> wanted' for each recipe setting where a stored run's config.json differs from `cfg`."""
-    stored = TrainConfig.from_dict(saved).to_dict()
-    wanted = cfg.to_dict()
-    return [f"{k}: {stored[k]} -> {v}" for k, v in wanted.items() if k not in NOT_RECIPE and stored[k] != v]
+    """'field: stored -> wanted' for each recipe setting where a stored run's config.json differs from `cfg`, and
+    the reviewed merges when the stored run applied another file (or none): they change its lesion split."""
+    stored_cfg = TrainConfig.from_dict(saved)
+    stored, wanted = stored_cfg.to_dict(), cfg.to_dict()
+    # no split seed means the training seed's split: the same split as naming that seed
+    stored["split_seed"], wanted["split_seed"] = stored_cfg.split_rng, cfg.split_rng
+    changes = [f"{k}: {stored[k]} -> {v}" for k, v in wanted.items() if k not in NOT_RECIPE and stored[k] != v]
+    had = ((saved.get("meta") or {}).get("lesion_merges") or {}).get("sha256")
+    path = None if cfg.lesion_merges == OFF else (cfg.lesion_merges or default_file(cfg.data_dir or "."))
+    wants = file_digest(path) if path else None
+    if had != wants:
+        changes.append(f"lesion merges: {(had or 'none')[:12]} -> {(wants or 'none')[:12]}")
+    return changes
 
 
 # The default recipe before issue 8 (2026-11-29): class-only triplets for 10 epochs over 3 cached views.
@@ -209,7 +226,7 @@ def frozen_split_rows(data_dir: Path, split_seeds: list[int],
     `frozen` is (table, features, seconds) where the caller has the features already; else they are computed.
     """
     if frozen is None:
-        table = load_dataset(data_dir, check_images=False)
+        table = with_own_merges(load_dataset(data_dir, check_images=False), data_dir)
         tick = time.perf_counter()
         frozen = table, frozen_vectors(data_dir, list(table["path"])), time.perf_counter() - tick
     table, vectors, seconds = frozen
@@ -217,6 +234,7 @@ def frozen_split_rows(data_dir: Path, split_seeds: list[int],
     for s in split_seeds:
         t = table.assign(split=make_split(table, "lesion", s))
         report = retrieval_report(t, vectors)
+        report["with_train"] = retrieval_report(t, vectors, "val", ("test", "train"))
         report["same_lesion"] = same_lesion_report(t, vectors)
         report["both_ways"] = both_ways_report(t, vectors)
         rows.append(row(f"frozen ImageNet Lite0 split {s}", "lesion", report, seconds))
@@ -276,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\nthe old default recipe over training seeds (lesion split, split seed 42)\n")
         print(format_table(spread_rows(data_dir, seeds, args.retrain)))
         return 0
-    table = load_dataset(data_dir, check_images=False)
+    table = with_own_merges(load_dataset(data_dir, check_images=False), data_dir)  # the default training's split
     paths = list(table["path"])
     rows: list[dict] = []
 

@@ -12,6 +12,10 @@ nothing). Merging is transitive: lesions joined by `same` verdicts form one grou
 The dataset's own metadata file is never modified; a reader applies the merges to its table
 (`merged_lesion_ids`). Bad or stale entries get one message (`MergeError`): unknown image ids, a pair with two
 verdicts, or a `different` verdict between images that `same` verdicts put in one lesion.
+
+Where a dataset's file is (`default_file`): `lesion_merges.csv` in the dataset's folder, else
+`data/<folder name>_lesion_merges.csv` in this repository, for a dataset folder that is read-only (the project
+ships `data/ham10000_lesion_merges.csv`, its own review of HAM10000).
 """
 from __future__ import annotations
 
@@ -20,12 +24,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from skinsim.runs.folder import write_atomic
+from skinsim.runs.folder import REPO_ROOT, write_atomic
 from skinsim.runs.spreadsheet import to_csv_bytes
 
 COLUMNS = ["image_a", "image_b", "verdict", "note"]
 VERDICTS = ("same", "different", "unsure")
 FILE_NAME = "lesion_merges.csv"  # looked for in a dataset's folder
+OFF = "none"  # --lesion-merges none: no merges, not even a dataset's own file
 
 
 class MergeError(ValueError):
@@ -102,6 +107,68 @@ def merged_lesion_ids(table: pd.DataFrame, merges: pd.DataFrame) -> pd.Series:
         raise MergeError(f"these pairs are judged different lesions, yet 'same' verdicts (or one lesion id) put them "
                          f"in one lesion: {_some(clash)}; change one of the verdicts")
     return table["lesion_id"].astype(str).map(root).rename("lesion_id")
+
+
+def repository_file(data_dir: str | Path) -> Path:
+    """`data/<dataset folder name>_lesion_merges.csv` in this repository: a read-only dataset's merges file."""
+    return REPO_ROOT / "data" / f"{Path(data_dir).expanduser().resolve().name}_{FILE_NAME}"
+
+
+def default_file(data_dir: str | Path) -> Path | None:
+    """The merges file a dataset has without one being named: its folder's `lesion_merges.csv`, else the
+    repository's `data/<folder name>_lesion_merges.csv`; None when neither exists."""
+    for path in (Path(data_dir).expanduser() / FILE_NAME, repository_file(data_dir)):
+        if path.is_file():
+            return path
+    return None
+
+
+def rows_for(merges: pd.DataFrame, image_ids: pd.Series) -> tuple[pd.DataFrame, int]:
+    """The rows whose two images are among `image_ids`, and how many were left out (a dataset copy that lacks
+    some images: a subset, or --skip-missing)."""
+    have = set(image_ids.astype(str))
+    keep = merges["image_a"].isin(have) & merges["image_b"].isin(have)
+    return merges[keep].reset_index(drop=True), int((~keep).sum())
+
+
+def merge_table(table: pd.DataFrame, path: str | Path, whole: bool = True) -> dict:
+    """Give `table` (image_id, lesion_id) the lesion ids after the merges file at `path`, keeping the dataset's own
+    in `filed_lesion_id`; what was applied (path, sha256, lesion counts). `whole=False` leaves out the rows that
+    name images the table lacks (a subset of the dataset) instead of refusing the file."""
+    path = Path(path).expanduser()
+    rows, left_out = read_merges(path), 0
+    if not whole:
+        rows, left_out = rows_for(rows, table["image_id"])
+    merged = merged_lesion_ids(table, rows)
+    before = table["lesion_id"].nunique()
+    table["filed_lesion_id"] = table["lesion_id"]
+    table["lesion_id"] = merged.to_numpy()
+    return {"path": recorded_path(path), "sha256": file_digest(path), "lesions_before": int(before),
+            "lesions_after": int(table["lesion_id"].nunique()), "rows_left_out": left_out}
+
+
+def recorded_path(path: Path) -> str:
+    """How a run records the file: relative to the repository root when it is inside it (the shipped file, so a
+    clone elsewhere finds it), else absolute."""
+    path = path.resolve()
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
+
+
+def applied_path(recorded: str) -> Path:
+    """The file a run's config.json names (`meta.lesion_merges.path`), relative ones from the repository root."""
+    path = Path(recorded).expanduser()
+    return path if path.is_absolute() else REPO_ROOT / path
+
+
+def with_own_merges(table: pd.DataFrame, data_dir: str | Path) -> pd.DataFrame:
+    """A copy of a dataset's table with its own reviewed merges applied (`default_file`), as the default training
+    run applies them; the table itself when the dataset has none."""
+    path = default_file(data_dir)
+    if path is None:
+        return table
+    table = table.copy()
+    merge_table(table, path, whole=False)
+    return table
 
 
 def file_digest(path: str | Path) -> str:

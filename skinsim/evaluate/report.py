@@ -1,10 +1,12 @@
 """Retrieval evaluation of a run: queries = validation, search space = test (and test + train).
 
-`python -m skinsim.evaluate RUN` recomputes RUN/metrics.json from RUN/embeddings.parquet.
+`python -m skinsim.evaluate RUN` recomputes RUN/metrics.json from RUN/embeddings.parquet (keeping the leak check
+that training copied there from the run's audit).
 """
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +15,11 @@ import pandas as pd
 
 from skinsim.evaluate import metrics as M
 from skinsim.runs.config import TrainConfig
-from skinsim.runs.folder import open_run_or_say, write_json
+from skinsim.runs.folder import open_run_or_say, write_atomic, write_json
 from skinsim.search.neighbours import nearest
 
 KNN_K = 5
+KEPT = ("leak_check",)  # metrics.json blocks computed elsewhere (the audit's), which a recomputation keeps
 SEED_FIGURE_QUERIES = 200
 
 
@@ -163,23 +166,30 @@ def same_lesion_report(table: pd.DataFrame, vectors: np.ndarray, queries: tuple[
 
 def both_ways_report(table: pd.DataFrame, vectors: np.ndarray, splits: tuple[str, str] = ("val", "test"),
                      seed: int = 0) -> dict[str, Any]:
-    """Macro P@1 with the queries taken both ways (val -> test and test -> val pooled), beside val -> test alone,
-    each with a bootstrap interval: the small classes' P@1 rests on a few queries one way."""
+    """P@1, macro P@1 and per-class P@1 and MAP@R with the queries taken both ways (val -> test and test -> val
+    pooled), beside val -> test alone, the macro figure with a bootstrap interval: the small classes (melanoma
+    among them) rest on a few queries one way."""
     dx = table["dx"].to_numpy().astype(str)
     out: dict[str, Any] = {}
-    pooled_q, pooled_hit = [], []
+    pooled_q, pooled_hit, pooled_ap = [], [], []
     for q_split, s_split in (splits, splits[::-1]):
-        q_rows, s_rows, idx, _ = neighbour_labels(table, vectors, q_split, (s_split,), 1)
-        if len(q_rows) == 0 or len(s_rows) == 0:
+        s_dx = dx[table["split"].to_numpy() == s_split]
+        if len(s_dx) == 0 or not (table["split"].to_numpy() == q_split).any():
             return {}
-        pooled_q.append(dx[q_rows])
-        pooled_hit.append((dx[s_rows][idx[:, 0]] == dx[q_rows]).astype(float))
-    for key, q, hit in (("one_way", pooled_q[0], pooled_hit[0]),
-                        ("both_ways", np.concatenate(pooled_q), np.concatenate(pooled_hit))):
+        relevant_by_dx = pd.Series(s_dx).value_counts()
+        q_rows, s_rows, idx, _ = neighbour_labels(table, vectors, q_split, (s_split,), int(relevant_by_dx.max()))
+        q, nb = dx[q_rows], dx[s_rows][idx]
+        pooled_q.append(q)
+        pooled_hit.append((nb[:, 0] == q).astype(float))
+        pooled_ap.append(M.average_precision_at_r(q, nb, relevant_by_dx.reindex(q).fillna(0).to_numpy().astype(int)))
+    for key, q, hit, ap in (("one_way", pooled_q[0], pooled_hit[0], pooled_ap[0]),
+                            ("both_ways", np.concatenate(pooled_q), np.concatenate(pooled_hit),
+                             np.concatenate(pooled_ap))):
         per_class = M.per_class_mean(q, hit)
         out[key] = {"n_queries": int(len(q)), "p_at_1": float(hit.mean()), "macro_p_at_1": M.macro(per_class),
                     "macro_p_at_1_ci95": list(M.macro_interval(q, hit, seed=seed)),
                     "per_class_p_at_1": per_class,
+                    "per_class_map_at_r": M.per_class_mean(q, ap),
                     "per_class_n": {c: int((q == c).sum()) for c in per_class}}
     return {"splits": list(splits), **out}
 
@@ -235,7 +245,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     table, vectors = run.embeddings()
     report = evaluate(table, vectors, seed=TrainConfig.from_dict(run.config).split_rng)
-    write_json(Path(run.path) / "metrics.json", report)
+    path = Path(run.path) / "metrics.json"
+    old = json.loads(path.read_text()) if path.is_file() else {}
+    report.update({key: old[key] for key in KEPT if key in old})
+    write_atomic(path, lambda tmp: write_json(tmp, report))
     print(f"{run.path}\n{summary(report)}")
     return 0
 

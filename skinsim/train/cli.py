@@ -37,7 +37,9 @@ HELP = {"loss": f"{' | '.join(LOSSES)} | triplet+ one of the others (e.g. triple
                    "2,000+ images; speed only ",
         "lesion_merges": "a CSV of reviewed image pairs (image_a, image_b, verdict same|different|unsure): lesions "
                          "judged the same stay together in the split, the batches and the same-lesion metric; "
-                         "without it, the dataset folder's lesion_merges.csv when there is one ",
+                         "without it, the dataset's own: its folder's lesion_merges.csv, else this repository's "
+                         "data/<dataset folder>_lesion_merges.csv (data/ham10000_lesion_merges.csv ships with it); "
+                         "'none' for no merges ",
         "precision": "auto | bf16 | fp32: the embedding passes without gradients (validation, embeddings, queries) "
                      "in bfloat16 autocast, 2x faster where the device has it natively (auto); training and the cache "
                      "stay float32 "}

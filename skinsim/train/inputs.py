@@ -13,7 +13,7 @@ from skinsim.compute.compiled import trunk_pass, use_compile
 from skinsim.compute.distributed import World
 from skinsim.data import CsvSpec, read_dataset
 from skinsim.data.images import decode_all, parse_size
-from skinsim.data.merges import FILE_NAME, file_digest, merged_lesion_ids, read_merges
+from skinsim.data.merges import OFF, default_file, merge_table
 from skinsim.data.splits import dev_fold, make_split
 from skinsim.model.embed import embed_batches
 from skinsim.model.embedder import Embedder
@@ -44,9 +44,7 @@ def load_data(cfg: TrainConfig, work: Path, resume: bool, world: World = World()
     dataset = read_dataset(cfg.data_dir, cfg.dataset, csv, skip_missing=cfg.skip_missing)
     data_dir, table = dataset.root, dataset.table
     cfg.dataset = dataset.layout  # the run records what it read, so a resume or a reader never re-detects
-    if cfg.lesion_merges is None and (data_dir / FILE_NAME).is_file():
-        cfg.lesion_merges = str(data_dir / FILE_NAME)  # a dataset's own reviewed merges apply unless a file is named
-    merges = merge_lesions(table, cfg.lesion_merges) if cfg.lesion_merges else None
+    merges = apply_merges(cfg, table, data_dir)
     if resume and (work / "split.parquet").is_file():
         saved = pd.read_parquet(work / "split.parquet").set_index("image_id")["split"]
         table["split"] = saved.reindex(table["image_id"]).to_numpy()
@@ -68,7 +66,8 @@ def load_data(cfg: TrainConfig, work: Path, resume: bool, world: World = World()
     log = print if world.is_main else (lambda *a, **k: None)
     if merges:
         log(f"data: {merges['lesions_before']} lesion ids are {merges['lesions_after']} lesions after the reviewed "
-            f"merges in {merges['path']}")
+            f"merges in {merges['path']}" + (f" ({merges['rows_left_out']} of its rows name images this copy lacks "
+                                             "and were left out)" if merges["rows_left_out"] else ""))
     if dataset.dropped:
         log(f"data: left out {len(dataset.dropped)} image(s) missing or unreadable (--skip-missing)")
     log(f"data: {len(table)} images ({dataset.layout}) from {data_dir}; split '{cfg.split}' (seed {cfg.split_rng}): "
@@ -77,15 +76,17 @@ def load_data(cfg: TrainConfig, work: Path, resume: bool, world: World = World()
     return data
 
 
-def merge_lesions(table: pd.DataFrame, path: str) -> dict:
-    """Give `table` the merged lesion ids of a reviewed merges file (the dataset's own in `filed_lesion_id`); what
-    was applied, for the run's config."""
-    merged = merged_lesion_ids(table, read_merges(Path(path).expanduser()))
-    before = table["lesion_id"].nunique()
-    table["filed_lesion_id"] = table["lesion_id"]
-    table["lesion_id"] = merged.to_numpy()
-    return {"path": str(Path(path).expanduser().resolve()), "sha256": file_digest(Path(path).expanduser()),
-            "lesions_before": int(before), "lesions_after": int(table["lesion_id"].nunique())}
+def apply_merges(cfg: TrainConfig, table: pd.DataFrame, data_dir: Path) -> dict | None:
+    """Merge the lesions of the reviewed merges the run uses: the file --lesion-merges names, else the dataset's own
+    (`skinsim.data.merges.default_file`), none with `--lesion-merges none`; what was applied, for config.json."""
+    if cfg.lesion_merges == OFF:
+        return None
+    named = cfg.lesion_merges is not None
+    path = Path(cfg.lesion_merges) if named else default_file(data_dir)
+    if path is None:
+        return None
+    # a file found by default also serves subsets of its dataset; a named one must fit the dataset whole
+    return {**merge_table(table, path, whole=named), "named": named}
 
 
 class Inputs:

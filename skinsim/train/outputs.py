@@ -1,6 +1,7 @@
 """The end of a run: metrics and map of its embeddings, the run folder written and moved into place, the audit."""
 from __future__ import annotations
 
+import json
 import platform
 import sys
 import time
@@ -43,15 +44,19 @@ def finish(cfg: TrainConfig, writer: runs.RunWriter, data: Data, vectors: np.nda
 
 
 def audit_run(path: Path) -> None:
-    """The dataset audit (duplicates, label issues, outliers, one lesion under two ids) beside a finished run; a
-    failure only warns."""
+    """The dataset audit (duplicates, label issues, outliers, one lesion under two ids) beside a finished run, and
+    its leak check in metrics.json; a failure only warns."""
     from skinsim.audit import AuditError, run_audit
 
     try:
-        run_audit(path)
+        summary = run_audit(path)
     except (AuditError, OSError, ValueError) as exc:  # the run itself is complete and must stay usable
         print(f"warning: the dataset audit failed ({exc}); retry with `python -m skinsim.audit {path}`",
               file=sys.stderr)
+        return
+    metrics = json.loads((path / "metrics.json").read_text())
+    runs.write_atomic(path / "metrics.json", lambda tmp: runs.write_json(tmp, {**metrics,
+                                                                            "leak_check": summary["leak_check"]}))
 
 
 def write_outputs(cfg: TrainConfig, work: Path, data: Data, vectors: np.ndarray, projection: Projection,

@@ -23,7 +23,7 @@ from skinsim.compute.allocator import keep_freed_memory
 from skinsim.compute.compiled import check_setting
 from skinsim.compute.device import pick_device
 from skinsim.data import DataError
-from skinsim.data.merges import read_merges
+from skinsim.data.merges import OFF, read_merges
 from skinsim.model.backbones import WeightsError
 from skinsim.runs import folder as runs
 from skinsim.runs.config import TrainConfig
@@ -39,7 +39,7 @@ from skinsim.train.setup import (build_model, check_objective, join_world, make_
 def train(cfg: TrainConfig, final: Path, resume: bool = False) -> Path:
     """Run the whole pipeline for one config and return the finished run folder (every rank returns it)."""
     check_objective(cfg)
-    if cfg.lesion_merges:
+    if cfg.lesion_merges and cfg.lesion_merges != OFF:
         read_merges(Path(cfg.lesion_merges).expanduser())  # a bad file says so before any folder is written
     check_setting(cfg.compile)
     keep_freed_memory()  # 10% off a CPU training step, a quarter off the cache: no page faults per batch

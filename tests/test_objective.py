@@ -2,6 +2,7 @@
 triplet objective is the hand-written loss exactly, and proxies start from the seed without moving torch's stream."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -78,7 +79,7 @@ def test_the_screen_keeps_its_losses_and_hyperparameters() -> None:
                 "supcon": ("SupConLoss", {"temperature": 0.1}, None)}
     assert list(expected) == LOSSES
     for name, (kind, params, miner_kind) in expected.items():
-        loss, miner, lesion = screen.make_loss(name, 3, 10)
+        [(loss, miner)], lesion = screen.make_loss(name, np.array([5, 3, 2]))
         assert type(loss).__name__ == kind and lesion is None
         assert {k: getattr(loss, k) for k in params} == params, name
         assert (type(miner).__name__ if miner is not None else None) == miner_kind
@@ -88,7 +89,7 @@ def test_the_screen_keeps_its_losses_and_hyperparameters() -> None:
     assert miner.epsilon == 0.1
     loss, _ = make_loss("subcenter-arcface", 3, DIM)
     assert loss.W.shape == (DIM, 3 * 3)  # three sub-centres a class
-    _, _, lesion = screen.make_loss("supcon+lesion", 3, 10)
+    _, lesion = screen.make_loss("supcon+lesion", np.array([5, 3, 2]))
     assert type(lesion).__name__ == "SupConLoss" and lesion.temperature == 0.1
 
 

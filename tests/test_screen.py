@@ -47,10 +47,13 @@ def test_a_batch_has_k_per_class_and_lesion_mates_side_by_side() -> None:
 
 
 def test_unknown_losses_are_refused_with_the_known_names() -> None:
-    with pytest.raises(ValueError, match="unknown loss 'arc'.*supcon"):
-        screen.make_loss("arc", 3, 10)
-    with pytest.raises(ValueError, match="only '\\+lesion'"):
-        screen.make_loss("supcon+patient", 3, 10)
+    counts = np.array([5, 3, 2])
+    with pytest.raises(ValueError, match="unknown term.*'arc'.*supcon.*la-softmax"):
+        screen.make_loss("arc", counts)
+    with pytest.raises(ValueError, match="'patient'.*optionally '\\+lesion'"):
+        screen.make_loss("supcon+patient", counts)
+    terms, lesion = screen.make_loss("triplet+la-softmax+lesion", counts)
+    assert len(terms) == 2 and lesion is not None
     with pytest.raises(SystemExit):
         screen.main(["--losses", "nope"])
 
@@ -67,7 +70,8 @@ def test_lesion_term_settings_name_their_rows_and_bad_ones_are_refused(capsys: p
 
 
 @pytest.mark.parametrize("name,term", [("triplet", screen.LesionTerm()), ("proxy-anchor", screen.LesionTerm()),
-                                       ("supcon+lesion", screen.LesionTerm()),
+                                       ("supcon+lesion", screen.LesionTerm()), ("xbm-triplet", screen.LesionTerm()),
+                                       ("triplet+la-softmax+lesion", screen.LesionTerm()),
                                        ("triplet+lesion", screen.LesionTerm("other-class", 0.2))])
 def test_a_head_separates_classes_that_the_features_mix(name: str, term: screen.LesionTerm,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -85,3 +89,16 @@ def test_a_head_separates_classes_that_the_features_mix(name: str, term: screen.
     before = screen.score(t, screen.embed(None, feats))["P@1"]
     after = screen.score(t, screen.embed(head, feats))["P@1"]
     assert after > before + 0.1
+
+
+def test_logit_adjustment_adds_the_log_prior_to_each_class_logit() -> None:
+    import torch
+
+    loss = screen.LogitAdjustedSoftmax(np.array([6, 3, 1]), embedding_size=2, temperature=1.0)
+    with torch.no_grad():
+        loss.proxies.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]]))
+    x = torch.tensor([[1.0, 0.0]])
+    # logits cos = (1, 0, -1), plus log(0.6, 0.3, 0.1): cross-entropy of class 2 worked out by hand
+    logits = np.array([1.0, 0.0, -1.0]) + np.log([0.6, 0.3, 0.1])
+    expected = -(logits[2] - np.log(np.exp(logits).sum()))
+    assert loss(x, torch.tensor([2])).item() == pytest.approx(expected, rel=1e-6)

@@ -73,21 +73,60 @@ def features(data_dir: Path, table: pd.DataFrame) -> np.ndarray:
     return out
 
 
-def make_loss(name: str, n_classes: int, n_lesions: int, temperature: float = 0.1) -> tuple[nn.Module, Any,
-                                                                                          nn.Module | None]:
-    """(class loss, its miner or None, lesion loss or None) for a screen entry named `name`.
+class LogitAdjustedSoftmax(nn.Module):
+    """Normalised softmax over class proxies with logit adjustment (Menon et al. 2021): each logit gets
+    tau * log(prior of its class) during training, so that the rare classes' proxies are not pushed aside by nv's
+    count. pytorch-metric-learning's NormalizedSoftmaxLoss has no such offset."""
 
-    The class losses are skinsim.train.objective' (the ones `python -m skinsim.train --loss` trains with). "+lesion"
-    appends a supervised-contrastive term over lesion ids: views and other photos of one lesion are positives,
-    every other image of the batch a negative.
+    def __init__(self, class_counts: np.ndarray, embedding_size: int, temperature: float = 0.05, tau: float = 1.0):
+        super().__init__()
+        self.proxies = nn.Parameter(torch.randn(len(class_counts), embedding_size) / embedding_size ** 0.5)
+        prior = torch.as_tensor(class_counts, dtype=torch.float32) / float(np.sum(class_counts))
+        self.register_buffer("offset", tau * torch.log(prior))
+        self.temperature = temperature
+
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of the adjusted cosine logits."""
+        logits = embeddings @ nn.functional.normalize(self.proxies, dim=1).T / self.temperature
+        return nn.functional.cross_entropy(logits + self.offset, labels)
+
+
+# class terms only the screen has (ideas of issue 22, not yet in `python -m skinsim.train --loss`)
+SCREEN_TERMS = ("xbm-triplet", "la-softmax")
+
+
+def class_term(name: str, class_counts: np.ndarray) -> tuple[nn.Module, Any]:
+    """(loss, miner or None) of one class-level term: skinsim.train.objective's, or a screen-only one."""
+    from pytorch_metric_learning import losses, miners
+
+    if name == "xbm-triplet":  # semi-hard triplets mined against a memory of the last 2,048 embeddings too
+        memory = losses.CrossBatchMemory(losses.TripletMarginLoss(margin=0.2), EMBEDDING, memory_size=2048,
+                                         miner=miners.TripletMarginMiner(0.2, "semihard"))
+        return memory, None
+    if name == "la-softmax":
+        return LogitAdjustedSoftmax(class_counts, EMBEDDING), None
+    return objective.make_loss(name, len(class_counts), EMBEDDING)
+
+
+def make_loss(name: str, class_counts: np.ndarray, temperature: float = 0.1) -> tuple[list[tuple[nn.Module, Any]],
+                                                                                   nn.Module | None]:
+    """(class terms with their miners, lesion loss or None) for a screen entry named `name`: class terms joined by
+    '+' (skinsim.train.objective's losses and SCREEN_TERMS), optionally ending in '+lesion'.
+
+    "+lesion" appends a supervised-contrastive term over lesion ids: views and other photos of one lesion are
+    positives, every other image of the batch a negative.
     """
     from pytorch_metric_learning import losses
 
-    base, _, lesion = name.partition("+")
-    loss, miner = objective.make_loss(base, n_classes, EMBEDDING)
-    if lesion not in ("", "lesion"):
-        raise ValueError(f"unknown term {lesion!r} in {name!r}; only '+lesion' exists")
-    return loss, miner, (losses.SupConLoss(temperature=temperature) if lesion else None)
+    parts = name.split("+")
+    lesion = parts[-1] == "lesion"
+    names = parts[:-1] if lesion else parts
+    unknown = [n for n in names if n not in LOSSES and n not in SCREEN_TERMS]
+    if not names or unknown:
+        raise ValueError(f"unknown term(s) {unknown or [name]} in {name!r}; known: {', '.join(LOSSES + list(SCREEN_TERMS))}"
+                         ", then optionally '+lesion'")
+    return ([class_term(n, class_counts) for n in names],
+            losses.SupConLoss(temperature=temperature) if lesion else None)
 
 
 def batches(dx: np.ndarray, lesion: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -111,12 +150,11 @@ def train_head(feats: np.ndarray, dx: np.ndarray, lesion: np.ndarray, loss_name:
     """A 1280 -> 512 -> 128 head trained on `feats` (n, 2 views, 1280) with the named loss."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    _, dx_codes = np.unique(dx, return_inverse=True)
+    _, dx_codes, counts = np.unique(dx, return_inverse=True, return_counts=True)
     _, lesion_codes = np.unique(lesion, return_inverse=True)
     head = nn.Sequential(nn.Linear(feats.shape[2], 512), nn.ReLU(), nn.Linear(512, EMBEDDING))
-    loss, miner, lesion_loss = make_loss(loss_name, int(dx_codes.max()) + 1, int(lesion_codes.max()) + 1,
-                                         term.temperature)
-    params = list(head.parameters()) + list(loss.parameters())
+    class_terms, lesion_loss = make_loss(loss_name, counts, term.temperature)
+    params = list(head.parameters()) + [p for loss, _ in class_terms for p in loss.parameters()]
     opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, STEPS)
     x_all = torch.from_numpy(feats)
@@ -125,7 +163,7 @@ def train_head(feats: np.ndarray, dx: np.ndarray, lesion: np.ndarray, loss_name:
         view = torch.from_numpy(rng.integers(0, 2, size=len(rows)))
         emb = nn.functional.normalize(head(x_all[torch.from_numpy(rows), view]), dim=1)
         y = torch.from_numpy(dx_codes[rows])
-        value = loss(emb, y, miner(emb, y)) if miner is not None else loss(emb, y)
+        value = sum(loss(emb, y, miner(emb, y)) if miner is not None else loss(emb, y) for loss, miner in class_terms)
         if lesion_loss is not None:
             lesions = torch.from_numpy(lesion_codes[rows])
             # None: pytorch-metric-learning's own all-pairs default, which the published rows were made with
@@ -161,9 +199,10 @@ def screen(data_dir: Path, names: list[str], seeds: list[int], split_seed: int =
            term: LesionTerm = LesionTerm()) -> pd.DataFrame:
     """One row per loss: dev-fold means over `seeds` (and their spread), seconds per head."""
     from skinsim.data import load_dataset
+    from skinsim.data.merges import with_own_merges
     from skinsim.data.splits import make_split
 
-    table = load_dataset(data_dir, check_images=False)
+    table = with_own_merges(load_dataset(data_dir, check_images=False), data_dir)  # the default training's lesions
     table = table.assign(split=make_split(table, "lesion", split_seed))
     feats = features(data_dir, table)
     keep = dev_fold(table) != "held"
@@ -192,7 +231,9 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", help="HAM10000 folder (default: $SKINSIM_DATA, else data/ham10000)")
     parser.add_argument("--losses", default=",".join(LOSSES + [n + "+lesion" for n in LOSSES]),
-                        help="comma-separated losses; '+lesion' adds a lesion-level term (default: all, both ways)")
+                        help="comma-separated losses, each one or more class terms joined by '+' (" +
+                             ", ".join(LOSSES + list(SCREEN_TERMS)) + "); a last '+lesion' adds a lesion-level term "
+                             "(default: each of skinsim's losses, alone and with '+lesion')")
     parser.add_argument("--seeds", default="0,1,2", help="head seeds to average (default 0,1,2)")
     parser.add_argument("--lesion-negatives", default="all", choices=LESION_NEGATIVES,
                         help="the '+lesion' term's negatives: images of all other lesions, or only those of other "
@@ -206,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     names = [n.strip() for n in args.losses.split(",") if n.strip()]
     try:
         for name in names:
-            make_loss(name, 2, 2)  # an unknown name fails here, before any feature is computed
+            make_loss(name, np.array([1, 1]))  # an unknown name fails here, before any feature is computed
         seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     except ValueError as err:
         parser.error(str(err))

@@ -196,7 +196,7 @@ def score(table: pd.DataFrame, vectors: np.ndarray) -> dict[str, float]:
 
 
 def screen(data_dir: Path, names: list[str], seeds: list[int], split_seed: int = 42,
-           term: LesionTerm = LesionTerm()) -> pd.DataFrame:
+           term: LesionTerm = LesionTerm(), progress: bool = False) -> pd.DataFrame:
     """One row per loss: dev-fold means over `seeds` (and their spread), seconds per head."""
     from skinsim.data import load_dataset
     from skinsim.data.merges import with_own_merges
@@ -222,6 +222,10 @@ def screen(data_dir: Path, names: list[str], seeds: list[int], split_seed: int =
                "seeds": len(seeds)}
         row["P@1 range"] = float(frame["P@1"].max() - frame["P@1"].min())
         rows.append(row)
+        if progress:  # a long screen shows each row as it is done, not only the table at the end
+            from skinsim.bench.retrieval import format_table
+
+            print(format_table([row]), flush=True)
     return pd.DataFrame(rows)
 
 
@@ -256,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.lesion_temperature <= 0:
         parser.error(f"--lesion-temperature must be above 0, not {args.lesion_temperature}")
     term = LesionTerm(args.lesion_negatives, args.lesion_temperature)
-    result = screen(resolve_data_dir(args.data_dir), names, seeds, term=term)
+    result = screen(resolve_data_dir(args.data_dir), names, seeds, term=term, progress=True)
     print(format_table(result.to_dict("records")))
     return 0
 

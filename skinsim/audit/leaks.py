@@ -33,12 +33,6 @@ def split_without_merges(table: pd.DataFrame, config: dict[str, Any]) -> np.ndar
     return dev_fold(filed.assign(split=split)) if cfg.dev_fold else split
 
 
-def merges_path(config: dict[str, Any]) -> Path | None:
-    """The reviewed merges file the run applied (config.json's meta.lesion_merges.path), None when it applied none."""
-    applied = (config.get("meta") or {}).get("lesion_merges") or {}
-    return applied_path(applied["path"]) if applied.get("path") else None
-
-
 def read_verdicts(path: Path | None) -> dict[frozenset, str]:
     """Each reviewed pair's verdict, as the merges file says now; empty when there is no file or it is unreadable."""
     if path is None or not path.is_file():
@@ -65,8 +59,9 @@ def leak_check(candidates: pd.DataFrame, table: pd.DataFrame, config: dict[str, 
     """The candidates with probability >= `threshold` that cross the split drawn without the reviewed merges
     ("before_merges") and the run's own split ("after_merges"), each with the merges file's verdicts on them."""
     likely = candidates[candidates["probability"] >= threshold]
-    path = merges_path(config)
-    recorded = (config.get("meta") or {}).get("lesion_merges", {}).get("path")
+    # the file the run applied, as config.json records it (skinsim.data.merges.recorded_path)
+    recorded = ((config.get("meta") or {}).get("lesion_merges") or {}).get("path")
+    path = applied_path(recorded) if recorded else None
     verdicts = read_verdicts(path)
     after = crossing(likely, table["image_id"], table["split"].to_numpy(), verdicts)
     unmerged = split_without_merges(table, config) if path is not None else None

@@ -27,7 +27,7 @@ import torch
 
 from skinsim.data import load_dataset, resolve_data_dir
 from skinsim.data.images import decode_all
-from skinsim.data.merges import OFF, default_file, file_digest, with_own_merges
+from skinsim.data.merges import file_digest, merges_file, with_own_merges
 from skinsim.data.splits import make_split
 from skinsim.evaluate.report import both_ways_report, majority_baseline, retrieval_report, same_lesion_report
 from skinsim.model.embedder import Embedder
@@ -125,7 +125,7 @@ def recipe_changes(saved: dict, cfg: TrainConfig) -> list[str]:
     stored["split_seed"], wanted["split_seed"] = stored_cfg.split_rng, cfg.split_rng
     changes = [f"{k}: {stored[k]} -> {v}" for k, v in wanted.items() if k not in NOT_RECIPE and stored[k] != v]
     had = ((saved.get("meta") or {}).get("lesion_merges") or {}).get("sha256")
-    path = None if cfg.lesion_merges == OFF else (cfg.lesion_merges or default_file(cfg.data_dir or "."))
+    path = merges_file(cfg.lesion_merges, cfg.data_dir or ".")
     wants = file_digest(path) if path else None
     if had != wants:
         changes.append(f"lesion merges: {(had or 'none')[:12]} -> {(wants or 'none')[:12]}")

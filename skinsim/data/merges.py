@@ -123,6 +123,14 @@ def default_file(data_dir: str | Path) -> Path | None:
     return None
 
 
+def merges_file(setting: str | None, data_dir: str | Path) -> Path | None:
+    """The file a run applies for `--lesion-merges setting`: the named file, the dataset's own (`default_file`) when
+    none is named, None for `none` or when the dataset has none."""
+    if setting == OFF:
+        return None
+    return Path(setting).expanduser() if setting is not None else default_file(data_dir)
+
+
 def rows_for(merges: pd.DataFrame, image_ids: pd.Series) -> tuple[pd.DataFrame, int]:
     """The rows whose two images are among `image_ids`, and how many were left out (a dataset copy that lacks
     some images: a subset, or --skip-missing)."""

@@ -13,7 +13,7 @@ from skinsim.compute.compiled import trunk_pass, use_compile
 from skinsim.compute.distributed import World
 from skinsim.data import CsvSpec, read_dataset
 from skinsim.data.images import decode_all, parse_size
-from skinsim.data.merges import OFF, default_file, merge_table
+from skinsim.data.merges import merge_table, merges_file
 from skinsim.data.splits import dev_fold, make_split
 from skinsim.model.embed import embed_batches
 from skinsim.model.embedder import Embedder
@@ -79,12 +79,10 @@ def load_data(cfg: TrainConfig, work: Path, resume: bool, world: World = World()
 def apply_merges(cfg: TrainConfig, table: pd.DataFrame, data_dir: Path) -> dict | None:
     """Merge the lesions of the reviewed merges the run uses: the file --lesion-merges names, else the dataset's own
     (`skinsim.data.merges.default_file`), none with `--lesion-merges none`; what was applied, for config.json."""
-    if cfg.lesion_merges == OFF:
-        return None
-    named = cfg.lesion_merges is not None
-    path = Path(cfg.lesion_merges) if named else default_file(data_dir)
+    path = merges_file(cfg.lesion_merges, data_dir)
     if path is None:
         return None
+    named = cfg.lesion_merges is not None
     # a file found by default also serves subsets of its dataset; a named one must fit the dataset whole
     return {**merge_table(table, path, whole=named), "named": named}
 

@@ -90,6 +90,18 @@ def test_seed_preset_is_the_original_setup():
     assert cfg.epochs == 1 and cfg.backbone == "resnet18"
 
 
+def test_config_json_records_the_preset_and_what_the_flags_changed(tiny_run: Path):
+    saved = load_run(tiny_run).config
+    assert saved["preset"] == "default"
+    # TINY_ARGS: the flags that differ from the default preset are listed, those equal to it are not
+    assert saved["preset_changes"]["image_size"] == "32x40" and saved["preset_changes"]["epochs"] == 2
+    assert "backbone" not in saved["preset_changes"] and "freeze" not in saved["preset_changes"]
+    cfg, _ = parse_args(["--preset", "seed", "--epochs", "1"])
+    assert cfg.preset == "seed" and cfg.preset_changes() == {"epochs": 1}
+    assert TrainConfig.from_dict({"mining": "semi-hard"}).preset is None  # a run made before presets were recorded
+    assert TrainConfig.from_dict(saved).preset == "default"
+
+
 def test_resume_continues_an_interrupted_run(synthetic_data: Path, tmp_path: Path, monkeypatch):
     import skinsim.train.sampler as S
 
@@ -465,6 +477,9 @@ def test_benchmark_retrains_a_stored_run_whose_recipe_is_not_the_one_asked_for(m
     assert trained == [("old", 1.0, "off", "fp32")]  # trained eager and float32, as the stored tables were
     assert "old was trained with another recipe (lesion_weight: 0.0 -> 1.0)" in capsys.readouterr().out
     assert B.recipe_changes(old, preset("default", lesion_weight=0.0, precision="fp32")) == []
+    # a run made before config.json recorded its preset has the same recipe as one that records it
+    unrecorded = {k: v for k, v in preset("default", seed=42).to_dict().items() if k != "preset"}
+    assert B.recipe_changes(unrecorded, preset("default", seed=42)) == []
     # a run without a split seed was split with its training seed: the same split as naming it
     assert B.recipe_changes(preset("default", seed=42).to_dict(), preset("default", seed=42, split_seed=42)) == []
     assert B.recipe_changes(preset("default", seed=42).to_dict(), preset("default", seed=42, split_seed=43)) == [

@@ -113,7 +113,7 @@ def trained_row(method: str, protocol: str, data_dir: Path, overrides: dict, not
 
 
 # settings that change where a run is read from, how it reports or how fast it runs, not what it learns
-NOT_RECIPE = {"data_dir", "dataset", "device", "workers", "wandb", "audit", "log_interval", "compile"}
+NOT_RECIPE = {"data_dir", "dataset", "device", "workers", "wandb", "audit", "log_interval", "compile", "preset"}
 
 
 def recipe_changes(saved: dict, cfg: TrainConfig) -> list[str]:

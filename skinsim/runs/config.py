@@ -9,6 +9,7 @@ from typing import Any
 class TrainConfig:
     """Everything that decides what a training run does; saved as config.json in the run."""
 
+    preset: str | None = "default"  # the preset the run started from (PRESETS); None: a run made before it was recorded
     # data and split
     data_dir: str | None = None
     dataset: str = "auto"            # auto | ham10000 | isic2019 | isic2020 | pad-ufes-20 | csv; runs record the one read
@@ -81,8 +82,20 @@ class TrainConfig:
                              "2026-12-05: commit ae06748 reads it (docs/results.md, fifth round)")
         # runs made before other datasets were read HAM10000; runs made before the lesion term had none, nor compiling,
         # nor bfloat16 passes
-        values = {"dataset": "ham10000", "lesion_weight": 0.0, "compile": "off", "precision": "fp32", **values}
+        values = {"dataset": "ham10000", "lesion_weight": 0.0, "compile": "off", "precision": "fp32", "preset": None,
+                  **values}
         return cls(**{k: v for k, v in values.items() if k in known})
+
+    def preset_changes(self) -> dict[str, Any]:
+        """The fields where this config differs from the preset it started from: what its flags changed."""
+        if self.preset not in PRESETS:
+            return {}
+        start = PRESETS[self.preset].to_dict()
+        return {k: v for k, v in self.to_dict().items() if k != "preset" and start[k] != v}
+
+    def saved(self, meta: dict[str, Any]) -> dict[str, Any]:
+        """What config.json holds: the fields, what the flags changed from the preset, and the run's `meta`."""
+        return {**self.to_dict(), "preset_changes": self.preset_changes(), "meta": meta}
 
 
 # The course project skinsim descends from: ResNet18, random triplets, Adagrad, StepLR, split by image.
@@ -90,7 +103,7 @@ SEED = TrainConfig(
     split="image", seed=42, image_size="224", backbone="resnet18", pretrained="imagenet", em=128,
     freeze=0, cache_views=1, mining="random", loss_margin=0.2, batch_size=32, class_power=1.0,
     optimizer="adagrad", lr=0.05, weight_decay=0.0, scheduler="step", gamma=0.7, step_size=3, epochs=12,
-    tta=False, lesion_weight=0.0, precision="fp32",
+    tta=False, lesion_weight=0.0, precision="fp32", preset="seed",
 )
 PRESETS = {"default": TrainConfig(), "seed": SEED}
 
@@ -99,4 +112,4 @@ def preset(name: str, **overrides: Any) -> TrainConfig:
     """A named preset with some fields replaced."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
-    return replace(PRESETS[name], **overrides)
+    return replace(PRESETS[name], **{"preset": name, **overrides})

@@ -80,4 +80,4 @@ def write_outputs(cfg: TrainConfig, work: Path, data: Data, vectors: np.ndarray,
             "versions": {"skinsim": skinsim.__version__, "torch": torch.__version__,
                          "python": platform.python_version()},
             "time_s": clock, **({"lesion_merges": data.merges} if data.merges else {})}
-    runs.write_json(work / "config.json", {**cfg.to_dict(), "meta": meta})
+    runs.write_json(work / "config.json", cfg.saved(meta))

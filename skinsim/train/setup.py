@@ -51,7 +51,7 @@ def start_run_folder(cfg: TrainConfig, final: Path, resume: bool,
     writer = runs.RunWriter(final, resume=resume) if world.is_main else None
     work = final.parent / f".{final.name}.partial"
     if world.is_main and not resume:
-        runs.write_json(work / "config.json", {**cfg.to_dict(), "meta": {"complete": False}})
+        runs.write_json(work / "config.json", cfg.saved({"complete": False}))
     world.barrier()  # the work folder exists before any rank reads or writes in it
     return writer, work
 

@@ -27,6 +27,7 @@ HELP = {
     "skinsim.bench.search_speed": ["--sizes", "--queries", "--markdown", "--threads"],
     "skinsim.bench.dashboard_load": ["--run", "--users", "--clicks"],
     "skinsim.screen": ["--data-dir", "--losses", "--seeds"],
+    "skinsim.bench.ensemble": ["runs"],
     "skinsim.data": ["download", "check", "download HAM10000", "check that a HAM10000 folder"],
     "skinsim.data.download": ["--dest", "--source", "--base-url", "--keep-archives", "--force"],
 }

@@ -13,8 +13,9 @@ HEADLINE = [("p_at_1", "P@1"), ("p_at_5", "P@5"), ("p_at_10", "P@10"), ("map_at_
 TOPICS = {
     "data": ("data_dir", "split", "seed", "split_seed", "image_size"),
     "model": ("backbone", "pretrained", "em", "freeze", "tta"),
-    "training": ("mining", "loss_margin", "batch_size", "samples_per_class", "class_power", "optimizer", "lr",
-                 "weight_decay", "scheduler", "gamma", "step_size", "epochs", "max_steps", "cache_views", "device"),
+    "training": ("preset", "mining", "loss_margin", "batch_size", "samples_per_class", "class_power", "optimizer",
+                 "lr", "weight_decay", "scheduler", "gamma", "step_size", "epochs", "max_steps", "cache_views",
+                 "device"),
 }
 SPLIT_PROTOCOLS = {
     "lesion": "by lesion: all images of a lesion fall in one split, so no lesion is both query and answer",

@@ -101,6 +101,7 @@ def test_home_shows_the_run_and_its_baselines(runs_root: Path, monkeypatch: pyte
     assert shown == pytest.approx(metrics["overall"]["p_at_1"], abs=5e-4)
     table = next(d.value for d in at.dataframe if "always-nv" in d.value.columns)
     assert table.loc["P@1", "random"] == pytest.approx(metrics["baselines"]["random"]["p_at_1"])
+    assert any("- preset: `default`" in m.value for m in at.markdown)  # the preset the run started from
 
 
 def test_the_run_picker_switches_every_page(runs_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -17,6 +17,7 @@ from skinsim.data.merges import (
     VERDICTS,
     MergeError,
     applied_path,
+    applied_record,
     default_file,
     merged_lesion_ids,
     read_merges,
@@ -55,7 +56,7 @@ def default_path(run: Path) -> Path:
     meta.lesion_merges), else the dataset's own (`skinsim.data.merges.default_file`); with neither, where a new one
     goes: `lesion_merges.csv` in the dataset folder when that folder is writable, else
     `data/<dataset folder name>_lesion_merges.csv` in the repository (`<run name>` when the run names no folder)."""
-    applied = ((run_info(run).config.get("meta") or {}).get("lesion_merges") or {}).get("path")
+    applied = applied_record(run_info(run).config).get("path")
     if applied and applied_path(applied).is_file():
         return applied_path(applied)
     folder = dataset_folder(run)

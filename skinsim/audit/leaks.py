@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from skinsim.data.merges import MergeError, applied_path, read_merges
+from skinsim.data.merges import MergeError, applied_path, applied_record, read_merges
 from skinsim.data.splits import dev_fold, make_split
 from skinsim.runs.config import TrainConfig
 
@@ -60,7 +60,7 @@ def leak_check(candidates: pd.DataFrame, table: pd.DataFrame, config: dict[str, 
     ("before_merges") and the run's own split ("after_merges"), each with the merges file's verdicts on them."""
     likely = candidates[candidates["probability"] >= threshold]
     # the file the run applied, as config.json records it (skinsim.data.merges.recorded_path)
-    recorded = ((config.get("meta") or {}).get("lesion_merges") or {}).get("path")
+    recorded = applied_record(config).get("path")
     path = applied_path(recorded) if recorded else None
     verdicts = read_verdicts(path)
     after = crossing(likely, table["image_id"], table["split"].to_numpy(), verdicts)

@@ -1,6 +1,6 @@
 """Score an ensemble of runs: the embeddings of k runs of one split joined side by side and re-normalised.
 
-    python -m skinsim.bench.ensemble data/runs/dev-a data/runs/dev-b [--markdown]
+    python -m skinsim.bench.ensemble data/runs/dev-a data/runs/dev-b
 
 Each run's unit vectors are concatenated (k x 128 dimensions) and scaled back to unit length, so the ensemble's
 cosine similarity is the mean of the runs' similarities. The runs must hold the same images in the same split
@@ -15,7 +15,7 @@ import sys
 import numpy as np
 import pandas as pd
 
-from skinsim.bench.retrieval import format_table, row
+from skinsim.bench.retrieval import format_table, row, stage_seconds
 from skinsim.evaluate.report import evaluate
 from skinsim.runs import folder as runs
 from skinsim.runs.config import TrainConfig
@@ -38,16 +38,14 @@ def same_images(tables: list[pd.DataFrame]) -> str | None:
     return None
 
 
-def ensemble_row(paths: list[str]) -> dict:
-    """The benchmark row of the joined embeddings of the runs at `paths`; their training and embedding times add up."""
-    loaded = [runs.load_run(p) for p in paths]
+def ensemble_row(loaded: list[runs.Run]) -> dict:
+    """The benchmark row of the joined embeddings of `loaded` runs; their training and embedding times add up."""
     tables, vectors = zip(*(run.embeddings() for run in loaded))
     problem = same_images(list(tables))
     if problem:
         raise ValueError(f"cannot join these runs: {problem}")
     report = evaluate(tables[0], joined(list(vectors)), seed=TrainConfig.from_dict(loaded[0].config).split_rng)
-    seconds = sum(sum(run.config.get("meta", {}).get("time_s", {}).get(k, 0.0)
-                      for k in ("decode", "cache", "train", "embed")) for run in loaded)
+    seconds = sum(stage_seconds(run.config, ("decode", "cache", "train", "embed")) for run in loaded)
     return row(f"ensemble of {len(loaded)}: " + " + ".join(run.name for run in loaded), "lesion", report, seconds,
                "train+embed s: the runs' sum, without their maps")
 
@@ -62,8 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         print("error: an ensemble needs two or more runs", file=sys.stderr)
         return 2
     try:
-        rows = [row(runs.load_run(p).name, "lesion", runs.load_run(p).metrics, None) for p in args.runs]
-        rows.append(ensemble_row(args.runs))
+        loaded = [runs.load_run(p) for p in args.runs]
+        rows = [row(run.name, "lesion", run.metrics, None) for run in loaded] + [ensemble_row(loaded)]
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -27,7 +27,7 @@ import torch
 
 from skinsim.data import load_dataset, resolve_data_dir
 from skinsim.data.images import decode_all
-from skinsim.data.merges import file_digest, merges_file, with_own_merges
+from skinsim.data.merges import applied_record, file_digest, merges_file, with_own_merges
 from skinsim.data.splits import make_split
 from skinsim.evaluate.report import both_ways_report, majority_baseline, retrieval_report, same_lesion_report
 from skinsim.model.embedder import Embedder
@@ -107,9 +107,13 @@ def trained_row(method: str, protocol: str, data_dir: Path, overrides: dict, not
 
         train(cfg, folder)
     run = runs.load_run(folder)
-    t = run.config.get("meta", {}).get("time_s", {})
-    seconds = sum(t.get(k, 0.0) for k in ("decode", "cache", "train", "embed", "umap"))
-    return row(method, protocol, run.metrics, seconds, note)
+    return row(method, protocol, run.metrics, stage_seconds(run.config), note)
+
+
+def stage_seconds(config: dict, stages: tuple[str, ...] = ("decode", "cache", "train", "embed", "umap")) -> float:
+    """The seconds a run's config.json records for `stages` (meta.time_s), added up."""
+    t = (config.get("meta") or {}).get("time_s") or {}
+    return float(sum(t.get(k, 0.0) for k in stages))
 
 
 # settings that change where a run is read from, how it reports or how fast it runs, not what it learns
@@ -124,7 +128,7 @@ def recipe_changes(saved: dict, cfg: TrainConfig) -> list[str]:
     # no split seed means the training seed's split: the same split as naming that seed
     stored["split_seed"], wanted["split_seed"] = stored_cfg.split_rng, cfg.split_rng
     changes = [f"{k}: {stored[k]} -> {v}" for k, v in wanted.items() if k not in NOT_RECIPE and stored[k] != v]
-    had = ((saved.get("meta") or {}).get("lesion_merges") or {}).get("sha256")
+    had = applied_record(saved).get("sha256")
     path = merges_file(cfg.lesion_merges, cfg.data_dir or ".")
     wants = file_digest(path) if path else None
     if had != wants:

@@ -162,6 +162,12 @@ def recorded_path(path: Path) -> str:
     return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
 
 
+def applied_record(config: dict) -> dict:
+    """What a run's config.json says it applied (`meta.lesion_merges`: path, sha256, lesion counts); empty when
+    it applied no merges."""
+    return (config.get("meta") or {}).get("lesion_merges") or {}
+
+
 def applied_path(recorded: str) -> Path:
     """The file a run's config.json names (`meta.lesion_merges.path`), relative ones from the repository root."""
     path = Path(recorded).expanduser()

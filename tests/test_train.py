@@ -90,6 +90,16 @@ def test_seed_preset_is_the_original_setup():
     assert cfg.epochs == 1 and cfg.backbone == "resnet18"
 
 
+def test_full_preset_is_the_default_trained_twice_as_long():
+    cfg, _ = parse_args(["--preset", "full"])
+    assert cfg.preset == "full" and cfg.epochs == 20 and cfg.preset_changes() == {}
+    default, _ = parse_args([])
+    changed = {k for k, v in cfg.to_dict().items() if default.to_dict()[k] != v}
+    assert changed == {"preset", "epochs"}
+    cfg, _ = parse_args(["--preset", "full", "--lesion-weight", "0.5"])
+    assert cfg.preset_changes() == {"lesion_weight": 0.5} and cfg.epochs == 20
+
+
 def test_config_json_records_the_preset_and_what_the_flags_changed(tiny_run: Path):
     saved = load_run(tiny_run).config
     assert saved["preset"] == "default"
@@ -286,6 +296,19 @@ def test_two_runs_of_one_seed_are_identical(repro_run: Path, synthetic_data: Pat
     assert not np.array_equal(read_vectors(other / "embeddings.parquet")[1], read_vectors(again / "embeddings.parquet")[1])
 
 
+def test_two_runs_of_the_full_preset_are_identical(synthetic_data: Path, tmp_path: Path):
+    """The full preset's own 20 epochs and their cosine schedule (two batches an epoch) give one result per seed."""
+    at = REPRO_ARGS.index("--epochs")
+    args = [*REPRO_ARGS[:at], *REPRO_ARGS[at + 2:], "--max_steps", "2", "--no-audit"]
+    runs = [tmp_path / "full-a", tmp_path / "full-b"]
+    for out in runs:
+        assert main(["--preset", "full", "--data-dir", str(synthetic_data), "--out", str(out), *args]) == 0
+    saved = json.loads((runs[0] / "config.json").read_text())
+    assert saved["preset"] == "full" and saved["epochs"] == 20 and "epochs" not in saved["preset_changes"]
+    assert len(pd.read_csv(runs[0] / "curves.csv")) == 20
+    assert_same_run(*runs)
+
+
 WITHOUT_SPEED_SETTINGS = """
 import sys
 import torch
@@ -397,27 +420,43 @@ def test_benchmark_default_beside_the_old_one_over_split_seeds(monkeypatch, tmp_
 
     seen = []
 
-    def fake_trained_row(method, protocol, data_dir, overrides, note, force, name=None):
-        seen.append((method, overrides.get("lesion_weight"), overrides["split_seed"], name))
+    def fake_trained_row(method, protocol, data_dir, overrides, note, force, name=None, start=None):
+        seen.append((method, start, overrides.get("lesion_weight"), overrides["split_seed"], name))
         return {"method": method, "protocol": protocol, "P@1": 0.7 + overrides["split_seed"] / 1000, "note": note}
 
     monkeypatch.setattr(B, "trained_row", fake_trained_row)
     rows = B.split_seed_rows(Path("."), [1, 2], force=False)
-    assert seen == [("old default split 1", 0.0, 1, "bench-old-default-split1"),
-                    ("old default split 2", 0.0, 2, "bench-old-default-split2"),
-                    ("default split 1", None, 1, "bench-default-split1"),
-                    ("default split 2", None, 2, "bench-default-split2"),
-                    ("lesion weight 0.5 split 1", 0.5, 1, "bench-lw05-split1"),
-                    ("lesion weight 0.5 split 2", 0.5, 2, "bench-lw05-split2")]
+    assert seen == [("old default split 1", "default", 0.0, 1, "bench-old-default-split1"),
+                    ("old default split 2", "default", 0.0, 2, "bench-old-default-split2"),
+                    ("default split 1", "default", None, 1, "bench-default-split1"),
+                    ("default split 2", "default", None, 2, "bench-default-split2"),
+                    ("lesion weight 0.5 split 1", "default", 0.5, 1, "bench-lw05-split1"),
+                    ("lesion weight 0.5 split 2", "default", 0.5, 2, "bench-lw05-split2"),
+                    ("full split 1", "full", None, 1, "bench-full-split1"),
+                    ("full split 2", "full", None, 2, "bench-full-split2")]
     by_method = {r["method"]: r for r in rows}
     assert by_method["default over split seeds, mean of 2"]["P@1"] == pytest.approx(0.7015)
     assert by_method["old default over split seeds, max - min of 2"]["P@1"] == pytest.approx(0.001)
     assert B.split_seed_rows(Path("."), [42], force=False)[0]["method"] == "old default split 42"
-    assert seen[-3][-1] == "bench-default-lesion-seed42"  # the spread table's run
+    assert seen[-4][-1] == "bench-default-lesion-seed42"  # the spread table's run
+    # --recipes full: only the full preset's runs
+    seen.clear()
+    B.split_seed_rows(Path("."), [5], force=False, recipes=["full"])
+    assert seen == [("full split 5", "full", None, 5, "bench-full-split5")]
     # --trained-only: a missing run is named, not trained
     monkeypatch.setattr(B.runs, "runs_dir", lambda: tmp_path)
     seen.clear()
     assert B.split_seed_rows(Path("."), [7], force=False, trained_only=True) == [] and seen == []
+
+
+@pytest.mark.parametrize("recipes", ["fast", "", "default,nope"])
+def test_benchmark_names_the_recipes_it_knows_when_given_another(recipes: str, capsys):
+    import skinsim.bench.retrieval as B
+
+    with pytest.raises(SystemExit) as stop:
+        B.main(["--only-splits", "--recipes", recipes, "--data-dir", "/nowhere"])
+    assert stop.value.code == 2
+    assert "choose from old-default, default, lw05, full" in capsys.readouterr().err
 
 
 def test_benchmark_per_class_table_puts_melanoma_first_and_averages_the_splits(monkeypatch, tmp_path):
@@ -477,6 +516,11 @@ def test_benchmark_retrains_a_stored_run_whose_recipe_is_not_the_one_asked_for(m
     assert trained == [("old", 1.0, "off", "fp32")]  # trained eager and float32, as the stored tables were
     assert "old was trained with another recipe (lesion_weight: 0.0 -> 1.0)" in capsys.readouterr().out
     assert B.recipe_changes(old, preset("default", lesion_weight=0.0, precision="fp32")) == []
+    # the full preset's row starts from that preset: a stored full run is reused, a default one is not it
+    store("full", preset("full", data_dir="data", split="lesion", precision="fp32", compile="off"))
+    trained.clear()
+    assert B.trained_row("full", "lesion", Path("data"), {}, "", False, name="full")["P@1"] == 0.5 and trained == []
+    assert B.recipe_changes(preset("default").to_dict(), preset("full")) == ["epochs: 10 -> 20"]
     # a run made before config.json recorded its preset has the same recipe as one that records it
     unrecorded = {k: v for k, v in preset("default", seed=42).to_dict().items() if k != "preset"}
     assert B.recipe_changes(unrecorded, preset("default", seed=42)) == []

@@ -3,17 +3,17 @@
     python -m skinsim.benchmark --data-dir ../shared/ham10000
 
 Rows: always-nv, random retrieval, raw-pixel kNN, frozen ImageNet EfficientNet-Lite0 features, the original
-project's recipe (`--preset seed`, shortened to `--seed-steps` batches unless --seed-steps 0), and the default
-recipe. Trained rows reuse finished runs named bench-<method>-<protocol> under data/runs when their
+project's recipe (`--preset seed`, shortened to `--seed-steps` batches unless --seed-steps 0), the default
+recipe and `--preset full`. Trained rows reuse finished runs named bench-<method>-<protocol> under data/runs when their
 config.json holds the recipe asked for, and train them otherwise.
 Queries are the validation split, the search space the test split, for both protocols.
 
 A second table trains the old default recipe (before issue 8) with each of `--train-seeds` on the same lesion
 split and reports their mean, standard deviation and range: runs are deterministic for one seed, so this is the
-noise a change of recipe has to beat. A third trains the default, the old default and the
-default at lesion weight 0.5 on each of `--split-seeds` (training seed 42) and reports val -> test once per recipe
-and split, with mean and spread, beside frozen ImageNet Lite0 features on each of those splits, then each recipe's
-per-class P@1, melanoma first.
+noise a change of recipe has to beat. A third trains the old default, the default, the
+default at lesion weight 0.5 and `--preset full` (`--recipes` picks some) on each of `--split-seeds` (training seed
+42) and reports val -> test once per recipe and split, with mean and spread, beside frozen ImageNet Lite0 features
+on each of those splits, then each recipe's per-class P@1, melanoma first.
 """
 from __future__ import annotations
 
@@ -33,10 +33,10 @@ from skinsim.evaluate.report import both_ways_report, majority_baseline, retriev
 from skinsim.model.embedder import Embedder
 from skinsim.model.transforms import normalise
 from skinsim.runs import folder as runs
-from skinsim.runs.config import TrainConfig, preset
+from skinsim.runs.config import PRESETS, TrainConfig, preset
 
 PROTOCOLS = ("lesion", "image")
-SPLITS_TITLE = "\nthe default recipe, the old one and lesion weight 0.5 over split seeds (training seed 42; val -> test)\n"
+SPLITS_TITLE = "\nrecipes over split seeds (training seed 42; val -> test)\n"
 PER_CLASS_TITLE = "\nper-class P@1 of each recipe, mean over the split seeds (val -> test; queries summed)\n\n"
 PIXEL_SIZE = (24, 32)
 
@@ -91,13 +91,17 @@ def baseline_row(method: str, protocol: str, report: dict) -> dict:
 
 
 def trained_row(method: str, protocol: str, data_dir: Path, overrides: dict, note: str, force: bool,
-                name: str | None = None) -> dict:
-    """Reuse or train the run `name` (default bench-<method>-<protocol>) and report its stored metrics and times."""
+                name: str | None = None, start: str | None = None) -> dict:
+    """Reuse or train the run `name` (default bench-<method>-<protocol>) and report its stored metrics and times.
+
+    The recipe is the preset `start` (default: the one named `method`, else the default) with `overrides`.
+    """
     folder = runs.runs_dir() / (name or f"bench-{method}-{protocol}")
     # eager and float32: docs/results.md's runs were made so; a compiled cache would make each of them another run,
     # and bfloat16 embedding passes would round their stored embeddings differently
     overrides = {"compile": "off", "precision": "fp32", **overrides}
-    cfg = preset("seed" if method == "seed" else "default", data_dir=str(data_dir), split=protocol, **overrides)
+    start = start or (method if method in PRESETS else "default")
+    cfg = preset(start, data_dir=str(data_dir), split=protocol, **overrides)
     stored = runs.is_run(folder)
     stale = stored and recipe_changes(runs.load_run(folder).config, cfg)
     if stale:
@@ -166,11 +170,13 @@ def spread_rows(data_dir: Path, seeds: list[int], force: bool) -> list[dict]:
     return summarised("old default", rows)
 
 
-# the recipes of the split-seed table: (label, settings over the default, run-name prefix)
-SPLIT_RECIPES = [("old default", OLD_DEFAULT, "bench-old-default-split"),
-                 ("default", {}, "bench-default-split"),
+# the recipes of the split-seed table: (label, preset, settings over it, run-name prefix)
+SPLIT_RECIPES = [("old default", "default", OLD_DEFAULT, "bench-old-default-split"),
+                 ("default", "default", {}, "bench-default-split"),
                  # the one measured point between the two (issue 8's second round): half the lesion term
-                 ("lesion weight 0.5", {"lesion_weight": 0.5}, "bench-lw05-split")]
+                 ("lesion weight 0.5", "default", {"lesion_weight": 0.5}, "bench-lw05-split"),
+                 ("full", "full", {}, "bench-full-split")]
+RECIPE_KEYS = {"old-default": "old default", "default": "default", "lw05": "lesion weight 0.5", "full": "full"}
 CLASS_ORDER = ["mel", "nv", "bcc", "akiec", "bkl", "df", "vasc"]  # melanoma first: the class that matters most
 
 
@@ -179,14 +185,18 @@ def split_run_name(label: str, prefix: str, split_seed: int) -> str:
     return "bench-default-lesion-seed42" if (label == "old default" and split_seed == 42) else f"{prefix}{split_seed}"
 
 
-def split_seed_rows(data_dir: Path, split_seeds: list[int], force: bool, trained_only: bool = False) -> list[dict]:
-    """The default recipe beside the old one on each split seed (training seed 42): val -> test once per recipe.
+def split_seed_rows(data_dir: Path, split_seeds: list[int], force: bool, trained_only: bool = False,
+                    recipes: list[str] | None = None) -> list[dict]:
+    """The split-seed recipes (those labelled `recipes`, default all) on each split seed (training seed 42):
+    val -> test once per recipe.
 
     The old default's split-42 run is the spread table's seed-42 run. `trained_only` reports the runs that
     exist and names the missing ones instead of training them.
     """
     rows = []
-    for label, over, prefix in SPLIT_RECIPES:
+    for label, start, over, prefix in SPLIT_RECIPES:
+        if recipes is not None and label not in recipes:
+            continue
         these = []
         for s in split_seeds:
             name = split_run_name(label, prefix, s)
@@ -194,7 +204,7 @@ def split_seed_rows(data_dir: Path, split_seeds: list[int], force: bool, trained
                 print(f"{label} split {s}: run {name} not trained (--trained-only)", flush=True)
                 continue
             these.append(trained_row(f"{label} split {s}", "lesion", data_dir, {**over, "seed": 42, "split_seed": s},
-                                     "", force, name=name))
+                                     "", force, name=name, start=start))
             print(format_table(these[-1:]), flush=True)
         rows += summarised(f"{label} over split seeds", these) if these else []
     return rows
@@ -204,7 +214,7 @@ def per_class_rows(split_seeds: list[int]) -> list[dict]:
     """Per-class P@1 (melanoma first) and same-lesion R@1 of each split-seed recipe, as the mean over the split
     seeds whose runs exist; a last row counts the val queries of each class over those splits."""
     rows, counts = [], None
-    for label, _, prefix in SPLIT_RECIPES:
+    for label, _, _, prefix in SPLIT_RECIPES:
         found = [runs.runs_dir() / split_run_name(label, prefix, s) for s in split_seeds]
         metrics = [runs.load_run(f).metrics for f in found if runs.is_run(f)]
         if not metrics:
@@ -246,9 +256,9 @@ def frozen_split_rows(data_dir: Path, split_seeds: list[int],
 
 
 def splits_table(data_dir: Path, split_seeds: list[int], force: bool, trained_only: bool = False,
-                 frozen: tuple[pd.DataFrame, np.ndarray, float] | None = None) -> str:
-    """The split-seed table: both recipes on each split seed, then the frozen features on each."""
-    rows = split_seed_rows(data_dir, split_seeds, force, trained_only)
+                 frozen: tuple[pd.DataFrame, np.ndarray, float] | None = None, recipes: list[str] | None = None) -> str:
+    """The split-seed table: the recipes on each split seed, then the frozen features on each."""
+    rows = split_seed_rows(data_dir, split_seeds, force, trained_only, recipes)
     table = format_table(rows + frozen_split_rows(data_dir, split_seeds, frozen))
     classes = per_class_rows(split_seeds)
     return table + (PER_CLASS_TITLE + format_table(classes) if classes else "")
@@ -283,16 +293,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split-seeds", default="42,43,44",
                         help="split seeds of the default-vs-old-default table (training seed 42); '' skips it")
     parser.add_argument("--only-splits", action="store_true", help="only the table over --split-seeds")
+    parser.add_argument("--recipes", help="recipes of the split-seed table, comma-separated: "
+                                          + ", ".join(RECIPE_KEYS) + " (default: all)")
     parser.add_argument("--trained-only", action="store_true",
                         help="with --only-splits: report the runs already trained, name the missing ones")
     parser.add_argument("--retrain", action="store_true", help="train the bench-* runs again even if they exist")
     args = parser.parse_args(argv)
+    recipes = None
+    if args.recipes is not None:
+        keys = [k.strip() for k in args.recipes.split(",") if k.strip()]
+        unknown = [k for k in keys if k not in RECIPE_KEYS]
+        if unknown or not keys:
+            parser.error(f"--recipes: no recipe {', '.join(unknown) or 'given'}; choose from {', '.join(RECIPE_KEYS)}")
+        recipes = [RECIPE_KEYS[k] for k in keys]
     data_dir = resolve_data_dir(args.data_dir)
     seeds = [int(s) for s in args.train_seeds.split(",") if s.strip()]
     split_seeds = [int(s) for s in args.split_seeds.split(",") if s.strip()]
     if args.only_splits:
         print(SPLITS_TITLE)
-        print(splits_table(data_dir, split_seeds, args.retrain, args.trained_only))
+        print(splits_table(data_dir, split_seeds, args.retrain, args.trained_only, recipes=recipes))
         return 0
     if args.only_spread:
         print("\nthe old default recipe over training seeds (lesion split, split seed 42)\n")
@@ -327,6 +346,7 @@ def main(argv: list[str] | None = None) -> int:
         seed_note = (f"ResNet18 from scratch; 1 epoch of {args.seed_steps} batches" if args.seed_steps
                      else "ResNet18 from scratch; full 12 epochs")
         plan = [("default", "lesion", {"split_seed": 42}, "", "bench-default-split42"),
+                ("full", "lesion", {"split_seed": 42}, "--preset full", "bench-full-split42"),
                 ("old default", "lesion", OLD_DEFAULT, "before issue 8", "bench-default-lesion-seed42"),
                 ("default", "image", {}, "", None),
                 ("seed", "image", seed_over, seed_note, None), ("seed", "lesion", seed_over, seed_note, None)]
@@ -342,6 +362,6 @@ def main(argv: list[str] | None = None) -> int:
     if split_seeds and not args.skip_trained:
         # the frozen features computed above serve the split-seed rows too (no second pass over the images)
         print(SPLITS_TITLE)
-        print(splits_table(data_dir, split_seeds, args.retrain, frozen=(table, frozen, frozen_s)))
+        print(splits_table(data_dir, split_seeds, args.retrain, frozen=(table, frozen, frozen_s), recipes=recipes))
     return 0
 

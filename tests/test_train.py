@@ -298,8 +298,8 @@ def test_two_runs_of_one_seed_are_identical(repro_run: Path, synthetic_data: Pat
 
 def test_two_runs_of_the_full_preset_are_identical(synthetic_data: Path, tmp_path: Path):
     """The full preset's own 20 epochs and their cosine schedule (two batches an epoch) give one result per seed."""
-    at = REPRO_ARGS.index("--epochs")
-    args = [*REPRO_ARGS[:at], *REPRO_ARGS[at + 2:], "--max_steps", "2", "--no-audit"]
+    pairs = list(zip(REPRO_ARGS[::2], REPRO_ARGS[1::2]))  # REPRO_ARGS and TINY_ARGS both set --epochs
+    args = [x for flag, value in pairs if flag != "--epochs" for x in (flag, value)] + ["--max_steps", "2", "--no-audit"]
     runs = [tmp_path / "full-a", tmp_path / "full-b"]
     for out in runs:
         assert main(["--preset", "full", "--data-dir", str(synthetic_data), "--out", str(out), *args]) == 0
@@ -473,6 +473,8 @@ def test_benchmark_per_class_table_puts_melanoma_first_and_averages_the_splits(m
     rows = B.per_class_rows([1, 2])
     # no old-default run here
     assert [r["recipe"] for r in rows] == ["default", "lesion weight 0.5", "queries (same-lesion: val + test)"]
+    assert [r["recipe"] for r in B.per_class_rows([1, 2], recipes=["lesion weight 0.5"])] == [
+        "lesion weight 0.5", "queries (same-lesion: val + test)"]
     assert list(rows[0])[:4] == ["recipe", "splits", "mel", "nv"]
     assert rows[0]["splits"] == 2 and rows[0]["mel"] == pytest.approx(0.3) and rows[0]["nv"] == pytest.approx(0.8)
     assert rows[0]["same-lesion R@1"] == pytest.approx(0.7) and rows[0]["bcc"] is None

@@ -210,11 +210,14 @@ def split_seed_rows(data_dir: Path, split_seeds: list[int], force: bool, trained
     return rows
 
 
-def per_class_rows(split_seeds: list[int]) -> list[dict]:
-    """Per-class P@1 (melanoma first) and same-lesion R@1 of each split-seed recipe, as the mean over the split
-    seeds whose runs exist; a last row counts the val queries of each class over those splits."""
+def per_class_rows(split_seeds: list[int], recipes: list[str] | None = None) -> list[dict]:
+    """Per-class P@1 (melanoma first) and same-lesion R@1 of each split-seed recipe (those labelled `recipes`,
+    default all), as the mean over the split seeds whose runs exist; a last row counts the val queries of each
+    class over those splits."""
     rows, counts = [], None
     for label, _, _, prefix in SPLIT_RECIPES:
+        if recipes is not None and label not in recipes:
+            continue
         found = [runs.runs_dir() / split_run_name(label, prefix, s) for s in split_seeds]
         metrics = [runs.load_run(f).metrics for f in found if runs.is_run(f)]
         if not metrics:
@@ -260,7 +263,7 @@ def splits_table(data_dir: Path, split_seeds: list[int], force: bool, trained_on
     """The split-seed table: the recipes on each split seed, then the frozen features on each."""
     rows = split_seed_rows(data_dir, split_seeds, force, trained_only, recipes)
     table = format_table(rows + frozen_split_rows(data_dir, split_seeds, frozen))
-    classes = per_class_rows(split_seeds)
+    classes = per_class_rows(split_seeds, recipes)
     return table + (PER_CLASS_TITLE + format_table(classes) if classes else "")
 
 

@@ -4,8 +4,8 @@
 
 Rows: always-nv, random retrieval, raw-pixel kNN, frozen ImageNet EfficientNet-Lite0 features, the original
 project's recipe (`--preset seed`, shortened to `--seed-steps` batches unless --seed-steps 0), the default
-recipe and `--preset full`. Trained rows reuse finished runs named bench-<method>-<protocol> under data/runs when their
-config.json holds the recipe asked for, and train them otherwise.
+recipe and `--preset full`. Trained rows reuse finished runs named bench-<method>-<protocol> under data/runs when
+their config.json holds the recipe asked for, and train them otherwise.
 Queries are the validation split, the search space the test split, for both protocols.
 
 A second table trains the old default recipe (before issue 8) with each of `--train-seeds` on the same lesion
@@ -294,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="seeds of the default recipe's spread table (same split, seed 42); '' skips it")
     parser.add_argument("--only-spread", action="store_true", help="only the spread table over --train-seeds")
     parser.add_argument("--split-seeds", default="42,43,44",
-                        help="split seeds of the default-vs-old-default table (training seed 42); '' skips it")
+                        help="split seeds of the recipes' val -> test table (training seed 42); '' skips it")
     parser.add_argument("--only-splits", action="store_true", help="only the table over --split-seeds")
     parser.add_argument("--recipes", help="recipes of the split-seed table, comma-separated: "
                                           + ", ".join(RECIPE_KEYS) + " (default: all)")

@@ -69,7 +69,7 @@ def parse_args(argv: list[str] | None) -> tuple[TrainConfig, argparse.Namespace]
     parser = argparse.ArgumentParser(prog="python -m skinsim.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="default", choices=sorted(PRESETS),
-                        help="starting point; other flags override it (full = 20 epochs, about 1.8x the default's time; "
+                        help="starting point; other flags override it (full = 20 epochs, 1.8x the default's time; "
                              "seed = the original course project)")
     parser.add_argument("--data-dir", help="dataset folder (default: $SKINSIM_DATA, else data/ham10000; with --csv: "
                                            "the CSV's folder). --dataset: " + " | ".join(DATASETS))

@@ -474,7 +474,7 @@ def test_benchmark_per_class_table_puts_melanoma_first_and_averages_the_splits(m
     rows = B.per_class_rows([1, 2])
     # no old-default run here
     assert [r["recipe"] for r in rows] == ["default", "lesion weight 0.5", "queries (same-lesion: val + test)"]
-    assert [r["recipe"] for r in B.per_class_rows([1, 2], recipes=["lesion weight 0.5"])] == [
+    assert [r["recipe"] for r in B.per_class_rows([1, 2], recipes=["lw05"])] == [
         "lesion weight 0.5", "queries (same-lesion: val + test)"]
     assert list(rows[0])[:4] == ["recipe", "splits", "mel", "nv"]
     assert rows[0]["splits"] == 2 and rows[0]["mel"] == pytest.approx(0.3) and rows[0]["nv"] == pytest.approx(0.8)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -170,13 +171,21 @@ def spread_rows(data_dir: Path, seeds: list[int], force: bool) -> list[dict]:
     return summarised("old default", rows)
 
 
-# the recipes of the split-seed table: (label, preset, settings over it, run-name prefix)
-SPLIT_RECIPES = [("old default", "default", OLD_DEFAULT, "bench-old-default-split"),
-                 ("default", "default", {}, "bench-default-split"),
+class SplitRecipe(NamedTuple):
+    """One recipe of the split-seed table."""
+
+    key: str        # its name for --recipes
+    label: str      # its name in the tables
+    start: str      # the preset it starts from
+    over: dict      # settings over that preset
+    prefix: str     # run folders are <prefix><split seed>
+
+
+SPLIT_RECIPES = [SplitRecipe("old-default", "old default", "default", OLD_DEFAULT, "bench-old-default-split"),
+                 SplitRecipe("default", "default", "default", {}, "bench-default-split"),
                  # the one measured point between the two (issue 8's second round): half the lesion term
-                 ("lesion weight 0.5", "default", {"lesion_weight": 0.5}, "bench-lw05-split"),
-                 ("full", "full", {}, "bench-full-split")]
-RECIPE_KEYS = {"old-default": "old default", "default": "default", "lw05": "lesion weight 0.5", "full": "full"}
+                 SplitRecipe("lw05", "lesion weight 0.5", "default", {"lesion_weight": 0.5}, "bench-lw05-split"),
+                 SplitRecipe("full", "full", "full", {}, "bench-full-split")]
 CLASS_ORDER = ["mel", "nv", "bcc", "akiec", "bkl", "df", "vasc"]  # melanoma first: the class that matters most
 
 
@@ -187,15 +196,15 @@ def split_run_name(label: str, prefix: str, split_seed: int) -> str:
 
 def split_seed_rows(data_dir: Path, split_seeds: list[int], force: bool, trained_only: bool = False,
                     recipes: list[str] | None = None) -> list[dict]:
-    """The split-seed recipes (those labelled `recipes`, default all) on each split seed (training seed 42):
+    """The split-seed recipes (those keyed `recipes`, default all) on each split seed (training seed 42):
     val -> test once per recipe.
 
     The old default's split-42 run is the spread table's seed-42 run. `trained_only` reports the runs that
     exist and names the missing ones instead of training them.
     """
     rows = []
-    for label, start, over, prefix in SPLIT_RECIPES:
-        if recipes is not None and label not in recipes:
+    for key, label, start, over, prefix in SPLIT_RECIPES:
+        if recipes is not None and key not in recipes:
             continue
         these = []
         for s in split_seeds:
@@ -211,12 +220,12 @@ def split_seed_rows(data_dir: Path, split_seeds: list[int], force: bool, trained
 
 
 def per_class_rows(split_seeds: list[int], recipes: list[str] | None = None) -> list[dict]:
-    """Per-class P@1 (melanoma first) and same-lesion R@1 of each split-seed recipe (those labelled `recipes`,
+    """Per-class P@1 (melanoma first) and same-lesion R@1 of each split-seed recipe (those keyed `recipes`,
     default all), as the mean over the split seeds whose runs exist; a last row counts the val queries of each
     class over those splits."""
     rows, counts = [], None
-    for label, _, _, prefix in SPLIT_RECIPES:
-        if recipes is not None and label not in recipes:
+    for key, label, _, _, prefix in SPLIT_RECIPES:
+        if recipes is not None and key not in recipes:
             continue
         found = [runs.runs_dir() / split_run_name(label, prefix, s) for s in split_seeds]
         metrics = [runs.load_run(f).metrics for f in found if runs.is_run(f)]
@@ -297,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="split seeds of the recipes' val -> test table (training seed 42); '' skips it")
     parser.add_argument("--only-splits", action="store_true", help="only the table over --split-seeds")
     parser.add_argument("--recipes", help="recipes of the split-seed table, comma-separated: "
-                                          + ", ".join(RECIPE_KEYS) + " (default: all)")
+                                          + ", ".join(r.key for r in SPLIT_RECIPES) + " (default: all)")
     parser.add_argument("--trained-only", action="store_true",
                         help="with --only-splits: report the runs already trained, name the missing ones")
     parser.add_argument("--retrain", action="store_true", help="train the bench-* runs again even if they exist")
@@ -305,10 +314,11 @@ def main(argv: list[str] | None = None) -> int:
     recipes = None
     if args.recipes is not None:
         keys = [k.strip() for k in args.recipes.split(",") if k.strip()]
-        unknown = [k for k in keys if k not in RECIPE_KEYS]
+        known = [r.key for r in SPLIT_RECIPES]
+        unknown = [k for k in keys if k not in known]
         if unknown or not keys:
-            parser.error(f"--recipes: no recipe {', '.join(unknown) or 'given'}; choose from {', '.join(RECIPE_KEYS)}")
-        recipes = [RECIPE_KEYS[k] for k in keys]
+            parser.error(f"--recipes: no recipe {', '.join(unknown) or 'given'}; choose from {', '.join(known)}")
+        recipes = keys
     data_dir = resolve_data_dir(args.data_dir)
     seeds = [int(s) for s in args.train_seeds.split(",") if s.strip()]
     split_seeds = [int(s) for s in args.split_seeds.split(",") if s.strip()]
